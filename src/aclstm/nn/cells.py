@@ -1,0 +1,397 @@
+"""The standard ConvLSTM cell and the four variants of Zhang et al., NIPS 2018.
+
+Every cell splits one time step into two parts so that a sequence runs fast:
+
+* ``precompute(x)`` does all the work that depends on the input alone. The sequence module calls
+  it once on all B*T frames before the time loop (one large batched convolution instead of T
+  small ones).
+* ``step(pre, state)`` does the work that needs ``H_{t-1}`` and returns ``(h, c, attention)``;
+  ``attention`` is the cell's attention map, or ``None`` for cells without one.
+
+Called directly, a cell runs one step like :class:`torch.nn.LSTMCell`:
+``h, c = cell(x_t, (h, c))`` with ``x_t`` of shape ``(B, C_in, H, W)``.
+
+Weights follow the authors' released Keras code (see DESIGN.md §2): separable convolutions for
+the variants, gate weights initialised to ``1/C``, He-normal conv kernels, zero biases (plus a
+forget-gate bias of 1 for the standard cell, as Keras' ``unit_forget_bias``).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from .ops import (
+    GATE_ACTIVATIONS,
+    SeparableConv2d,
+    channel_attention,
+    global_avg_pool,
+    keras_he_normal_,
+    pair,
+    spatial_softmax,
+)
+
+__all__ = [
+    "CELLS",
+    "ConvLSTMCell",
+    "ConvLSTMCellBase",
+    "GatedConvLSTMCell",
+    "GateAttentionConvLSTMCell",
+    "InputAttentionConvLSTMCell",
+    "cell_names",
+    "create_cell",
+    "resolve_cell_name",
+]
+
+State = tuple[Tensor, Tensor]
+StepOutput = tuple[Tensor, Tensor, Tensor | None]
+
+
+class ConvLSTMCellBase(nn.Module):
+    """Interface shared by all cells: ``precompute`` (input only) and ``step`` (recurrence)."""
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        kernel_size: int | tuple[int, int] = 3,
+        bias: bool = True,
+        gate_activation: str = "sigmoid",
+    ) -> None:
+        super().__init__()
+        if input_size <= 0 or hidden_size <= 0:
+            raise ValueError(
+                f"input_size and hidden_size must be positive, got {input_size} and {hidden_size}"
+            )
+        if gate_activation not in GATE_ACTIVATIONS:
+            raise ValueError(
+                f"gate_activation must be one of {sorted(GATE_ACTIVATIONS)}, got {gate_activation!r}"
+            )
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.kernel_size = pair(kernel_size)
+        self.bias = bias
+        self.gate_activation = gate_activation
+        self._gate_fn = GATE_ACTIVATIONS[gate_activation]
+
+    def precompute(self, x: Tensor) -> tuple[Tensor, ...]:
+        """All input-only terms for a batch of frames ``x`` of shape ``(N, C_in, H, W)``."""
+        raise NotImplementedError
+
+    def step(self, pre: tuple[Tensor, ...], state: State) -> StepOutput:
+        """One recurrence from ``precompute``'s terms of one step and ``(H_{t-1}, C_{t-1})``."""
+        raise NotImplementedError
+
+    def initial_state(self, x: Tensor) -> State:
+        """Zero ``(h, c)`` for the frames ``x`` (B, C_in, H, W): same device, dtype and layout."""
+        b, _, height, width = x.shape
+        h = x.new_zeros(b, self.hidden_size, height, width)
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
+            memory_format=torch.channels_last
+        ):
+            h = h.contiguous(memory_format=torch.channels_last)
+        return h, torch.zeros_like(h)
+
+    def forward(self, x: Tensor, state: State | None = None) -> State:
+        """One time step: ``x`` (B, C_in, H, W), ``state`` ``(h, c)`` or None for zeros."""
+        if x.dim() != 4 or x.shape[1] != self.input_size:
+            raise ValueError(
+                f"{type(self).__name__} expects input of shape (B, {self.input_size}, H, W), "
+                f"got {tuple(x.shape)}"
+            )
+        if state is None:
+            state = self.initial_state(x)
+        h, c, _ = self.step(self.precompute(x), state)
+        return h, c
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}, kernel_size={self.kernel_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.gate_activation != "sigmoid":
+            s += f", gate_activation={self.gate_activation!r}"
+        return s
+
+
+class ConvLSTMCell(ConvLSTMCellBase):
+    """The standard ConvLSTM of Shi et al. 2015 (paper Eqs. 1-6).
+
+    ``i, f, o = σ(W_x* ∗ X_t + W_h* ∗ H_{t-1} + b)``, ``G = tanh(W_xc ∗ X_t + W_hc ∗ H_{t-1} + b_c)``,
+    ``C_t = f∘C_{t-1} + i∘G``, ``H_t = o∘tanh(C_t)``, every ∗ a KxK convolution.
+
+    All four input convolutions are one ``conv_x`` (C_in -> 4·C_out) and all four state
+    convolutions one ``conv_h`` (C_out -> 4·C_out), output channels in gate order
+    ``(i, f, o, g)``. Parameters without bias: ``K·K·(C_in + C_out)·C_out·4`` (Eq. 7).
+
+    With ``peephole=True`` the gates also see the cell state, with one weight per channel
+    (Shi et al. use a full H×W weight map, which would tie the layer to one resolution):
+    ``i = σ(… + w_ci∘C_{t-1})``, ``f = σ(… + w_cf∘C_{t-1})``, ``o = σ(… + w_co∘C_t)``.
+    """
+
+    name = "convlstm"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        kernel_size: int | tuple[int, int] = 3,
+        bias: bool = True,
+        gate_activation: str = "sigmoid",
+        peephole: bool = False,
+    ) -> None:
+        super().__init__(input_size, hidden_size, kernel_size, bias, gate_activation)
+        self.peephole = peephole
+        self.conv_x = nn.Conv2d(input_size, 4 * hidden_size, self.kernel_size, padding="same",
+                                bias=bias)
+        self.conv_h = nn.Conv2d(hidden_size, 4 * hidden_size, self.kernel_size, padding="same",
+                                bias=False)
+        # Peephole weights of the i, f and o gates, one per channel.
+        self.peephole_weight = nn.Parameter(torch.empty(3, hidden_size)) if peephole else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Keras ConvLSTM2D defaults: Glorot-uniform input kernel, orthogonal recurrent kernel,
+        zero biases except the forget gate's, which starts at 1."""
+        nn.init.xavier_uniform_(self.conv_x.weight)
+        nn.init.orthogonal_(self.conv_h.weight)
+        if self.conv_x.bias is not None:
+            nn.init.zeros_(self.conv_x.bias)
+            with torch.no_grad():
+                self.conv_x.bias[self.hidden_size : 2 * self.hidden_size].fill_(1.0)
+        if self.peephole_weight is not None:
+            nn.init.zeros_(self.peephole_weight)
+
+    def precompute(self, x: Tensor) -> tuple[Tensor, ...]:
+        return (self.conv_x(x),)
+
+    def step(self, pre: tuple[Tensor, ...], state: State) -> StepOutput:
+        h, c = state
+        n = self.hidden_size
+        gates = pre[0] + self.conv_h(h)
+        g = torch.tanh(gates[:, 3 * n :])
+        if self.peephole_weight is None:
+            i, f, o = self._gate_fn(gates[:, : 3 * n]).chunk(3, dim=1)
+            c = f * c + i * g
+        else:
+            w = self.peephole_weight[:, :, None, None]
+            i = self._gate_fn(gates[:, :n] + w[0] * c)
+            f = self._gate_fn(gates[:, n : 2 * n] + w[1] * c)
+            c = f * c + i * g
+            o = self._gate_fn(gates[:, 2 * n : 3 * n] + w[2] * c)
+        return o * torch.tanh(c), c, None
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", peephole=True" if self.peephole else "")
+
+
+class _PooledGatesCell(ConvLSTMCellBase):
+    """Shared parts of the variants: the separable-conv candidate and the pooled (FC) gates.
+
+    ``G_t = tanh(W_xc ∗ X_t + W_hc ∗ H_{t-1} + b_c)`` with depthwise-separable ∗ (Eq. 13), and
+    ``num_gates`` σ-gates ``σ(W_x·GAP(X_t) + W_h·GAP(H_{t-1}) + b)`` (Eqs. 8-12), all of them
+    from one Linear per side.
+    """
+
+    num_gates: ClassVar[int] = 3
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        kernel_size: int | tuple[int, int] = 3,
+        bias: bool = True,
+        gate_activation: str = "sigmoid",
+    ) -> None:
+        super().__init__(input_size, hidden_size, kernel_size, bias, gate_activation)
+        k = self.kernel_size
+        self.conv_x = SeparableConv2d(input_size, hidden_size, k, bias=bias)  # W_xc, b_c
+        self.conv_h = SeparableConv2d(hidden_size, hidden_size, k, bias=False)  # W_hc
+        self.gates_x = nn.Linear(input_size, self.num_gates * hidden_size, bias=bias)
+        self.gates_h = nn.Linear(hidden_size, self.num_gates * hidden_size, bias=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """As the released code: He-normal conv kernels, gate weights 1/C, zero biases."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                keras_he_normal_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        for linear in (self.gates_x, self.gates_h):
+            nn.init.constant_(linear.weight, 1.0 / linear.in_features)
+            if linear.bias is not None:
+                nn.init.zeros_(linear.bias)
+
+    def _candidate_and_gates(
+        self, xc: Tensor, xg: Tensor, h: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """``G_t`` (B, C, H, W) and the σ-gates (num_gates, B, C, 1, 1) from the input terms."""
+        g = torch.tanh(xc + self.conv_h(h))
+        gates = self._gate_fn(xg + self.gates_h(global_avg_pool(h)))
+        gates = gates.unflatten(1, (self.num_gates, self.hidden_size)).movedim(1, 0)
+        return g, gates[..., None, None]
+
+
+class GatedConvLSTMCell(_PooledGatesCell):
+    """Variant (a): convolutions only in the input-to-state transition (Eqs. 8-16).
+
+    The gates are fully connected on globally pooled input and state, so each is one scalar per
+    channel; the candidate keeps depthwise-separable KxK convolutions. Parameters without bias:
+    ``(K·K + 4·C_out)·(C_in + C_out)`` (Eq. 16).
+    """
+
+    name = "gated"
+
+    def precompute(self, x: Tensor) -> tuple[Tensor, ...]:
+        return self.conv_x(x), self.gates_x(global_avg_pool(x))
+
+    def step(self, pre: tuple[Tensor, ...], state: State) -> StepOutput:
+        xc, xg = pre
+        h, c = state
+        g, (i, f, o) = self._candidate_and_gates(xc, xg, h)
+        c = f * c + i * g
+        return o * torch.tanh(c), c, None
+
+
+class InputAttentionConvLSTMCell(_PooledGatesCell):
+    """Variant (b): soft spatial attention on the input, then variant (a) (Eqs. 17-20).
+
+    ``Z_t = W_z ∗ tanh(W_xa ∗ X_t + W_ha ∗ H_{t-1} + b_a)`` (one channel), ``A_t`` its softmax
+    over the H×W positions, and variant (a) runs on ``X̃_t = A_t∘X_t``. W_xa and W_ha are
+    separable; W_z is a KxK conv from C_out channels to one (the released code declares C_in,
+    but applies it to a C_out-channel tensor). The attention map ``A_t`` (B, 1, H, W) is what
+    ``step`` returns as its third output.
+    """
+
+    name = "input_attention"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        kernel_size: int | tuple[int, int] = 3,
+        bias: bool = True,
+        gate_activation: str = "sigmoid",
+    ) -> None:
+        super().__init__(input_size, hidden_size, kernel_size, bias, gate_activation)
+        k = self.kernel_size
+        self.att_x = SeparableConv2d(input_size, hidden_size, k, bias=bias)  # W_xa, b_a
+        self.att_h = SeparableConv2d(hidden_size, hidden_size, k, bias=False)  # W_ha
+        self.att_z = nn.Conv2d(hidden_size, 1, k, padding="same", bias=False)  # W_z
+        self.reset_parameters()
+
+    def precompute(self, x: Tensor) -> tuple[Tensor, ...]:
+        return x, self.att_x(x)
+
+    def step(self, pre: tuple[Tensor, ...], state: State) -> StepOutput:
+        x, xa = pre
+        h, c = state
+        attention = spatial_softmax(self.att_z(torch.tanh(xa + self.att_h(h))))
+        x = attention * x
+        g, (i, f, o) = self._candidate_and_gates(
+            self.conv_x(x), self.gates_x(global_avg_pool(x)), h
+        )
+        c = f * c + i * g
+        return o * torch.tanh(c), c, attention
+
+
+class GateAttentionConvLSTMCell(_PooledGatesCell):
+    """Variants (c) and (d): the input or the output gate becomes channel-wise attention.
+
+    ``Z_t = W_z ∗ tanh(W_x ∗ X_t + W_h ∗ H_{t-1} + b)`` with three separable KxK convolutions
+    (Eq. 21; the paper's text says a W×H kernel for W_z, its Eq. 24 and the released code use KxK),
+    and the gate is ``exp(Z) / max_{y,x} exp(Z)`` per channel (Eq. 22), in (0, 1]. The other two
+    gates are the pooled gates of variant (a). Parameters without bias:
+    ``(a) + K·K·(C_in + 2·C_out) + C_out²`` (Eq. 24). The attended gate (B, C_out, H, W) is
+    ``step``'s third output.
+    """
+
+    num_gates = 2
+    attended_gate: ClassVar[str]
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        kernel_size: int | tuple[int, int] = 3,
+        bias: bool = True,
+        gate_activation: str = "sigmoid",
+    ) -> None:
+        super().__init__(input_size, hidden_size, kernel_size, bias, gate_activation)
+        k = self.kernel_size
+        self.att_x = SeparableConv2d(input_size, hidden_size, k, bias=bias)
+        self.att_h = SeparableConv2d(hidden_size, hidden_size, k, bias=False)
+        self.att_z = SeparableConv2d(hidden_size, hidden_size, k, bias=False)
+        self.reset_parameters()
+
+    def precompute(self, x: Tensor) -> tuple[Tensor, ...]:
+        return self.conv_x(x), self.gates_x(global_avg_pool(x)), self.att_x(x)
+
+    def step(self, pre: tuple[Tensor, ...], state: State) -> StepOutput:
+        xc, xg, xa = pre
+        h, c = state
+        g, (gate_a, gate_b) = self._candidate_and_gates(xc, xg, h)
+        attention = channel_attention(self.att_z(torch.tanh(xa + self.att_h(h))))
+        if self.attended_gate == "input":
+            i, f, o = attention, gate_a, gate_b
+        else:
+            i, f, o = gate_a, gate_b, attention
+        c = f * c + i * g
+        return o * torch.tanh(c), c, attention
+
+
+class InputGateAttentionConvLSTMCell(GateAttentionConvLSTMCell):
+    """Variant (c): the input gate is channel-wise attention (Eqs. 21-24); f and o are pooled."""
+
+    name = "input_gate_attention"
+    attended_gate = "input"
+
+
+class OutputGateAttentionConvLSTMCell(GateAttentionConvLSTMCell):
+    """Variant (d): the output gate is channel-wise attention (as Eqs. 21-24); i and f pooled."""
+
+    name = "output_gate_attention"
+    attended_gate = "output"
+
+
+CELLS: dict[str, type[ConvLSTMCellBase]] = {
+    cls.name: cls
+    for cls in (
+        ConvLSTMCell,
+        GatedConvLSTMCell,
+        InputAttentionConvLSTMCell,
+        InputGateAttentionConvLSTMCell,
+        OutputGateAttentionConvLSTMCell,
+    )
+}
+
+# The paper's letters for its variants.
+ALIASES: dict[str, str] = {
+    "a": "gated",
+    "b": "input_attention",
+    "c": "input_gate_attention",
+    "d": "output_gate_attention",
+}
+
+
+def cell_names() -> list[str]:
+    """The registry keys of the five cells, in the paper's order."""
+    return list(CELLS)
+
+
+def resolve_cell_name(name: str) -> str:
+    """Map a cell name or a paper letter (``a``-``d``) to its registry key."""
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in CELLS:
+        choices = ", ".join([*CELLS, *ALIASES])
+        raise ValueError(f"unknown cell {name!r}; choose one of: {choices}")
+    return key
+
+
+def create_cell(name: str, input_size: int, hidden_size: int, **kwargs) -> ConvLSTMCellBase:
+    """Build a cell by registry name or paper letter, e.g. ``create_cell("a", 256, 256)``."""
+    return CELLS[resolve_cell_name(name)](input_size, hidden_size, **kwargs)

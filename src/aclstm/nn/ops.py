@@ -1,0 +1,105 @@
+"""Small building blocks shared by the cells: separable convolution, pooling, gates, attention."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "GATE_ACTIVATIONS",
+    "SeparableConv2d",
+    "channel_attention",
+    "global_avg_pool",
+    "hard_sigmoid",
+    "keras_he_normal_",
+    "pair",
+    "spatial_softmax",
+]
+
+
+def pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    """Return ``(value, value)`` for an int, or check and return a pair."""
+    if isinstance(value, int):
+        return (value, value)
+    out = tuple(value)
+    if len(out) != 2 or not all(isinstance(v, int) for v in out):
+        raise ValueError(f"expected an int or a pair of ints, got {value!r}")
+    return out  # type: ignore[return-value]
+
+
+def hard_sigmoid(x: Tensor) -> Tensor:
+    """Keras 2's ``hard_sigmoid``: ``clip(0.2 * x + 0.5, 0, 1)``.
+
+    This is the recurrent activation the authors' released Keras layers used by default.
+    (It differs from ``torch.nn.functional.hardsigmoid``, which is ``relu6(x + 3) / 6``.)
+    """
+    return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
+
+
+GATE_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "sigmoid": torch.sigmoid,
+    "hard_sigmoid": hard_sigmoid,
+}
+
+
+def global_avg_pool(x: Tensor) -> Tensor:
+    """Global average pooling over the last two (spatial) dims: ``(..., C, H, W) -> (..., C)``."""
+    return x.mean(dim=(-2, -1))
+
+
+def spatial_softmax(z: Tensor) -> Tensor:
+    """Softmax of a ``(B, 1, H, W)`` score map over all H*W positions (paper Eq. 18)."""
+    return torch.softmax(z.flatten(-2), dim=-1).view_as(z)
+
+
+def channel_attention(z: Tensor) -> Tensor:
+    """Channel-wise attention of paper Eq. 22: ``exp(z) / max_{y,x} exp(z)`` per channel.
+
+    Computed as ``exp(z - amax(z))``, which is equal and cannot overflow. Values lie in (0, 1]
+    and every channel's spatial maximum is exactly 1.
+    """
+    return torch.exp(z - z.amax(dim=(-2, -1), keepdim=True))
+
+
+@torch.no_grad()
+def keras_he_normal_(weight: Tensor) -> Tensor:
+    """Keras' ``he_normal``: a normal truncated at two std, rescaled so the std is sqrt(2/fan_in)."""
+    fan_in = weight[0].numel()
+    std = math.sqrt(2.0 / fan_in) / 0.87962566103423978  # Keras' truncation correction
+    return nn.init.trunc_normal_(weight, mean=0.0, std=std, a=-2 * std, b=2 * std)
+
+
+class SeparableConv2d(nn.Module):
+    """Depthwise KxK convolution (one filter per channel, no bias) then a 1x1 pointwise conv.
+
+    Padding is "same" and the stride 1, so H x W is kept for odd and even kernels alike.
+    Parameters without bias: ``K*K*in_channels + in_channels*out_channels``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(
+            in_channels, in_channels, pair(kernel_size), padding="same", groups=in_channels,
+            bias=False,
+        )
+        self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=bias)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        keras_he_normal_(self.depthwise.weight)
+        keras_he_normal_(self.pointwise.weight)
+        if self.pointwise.bias is not None:
+            nn.init.zeros_(self.pointwise.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pointwise(self.depthwise(x))
+
