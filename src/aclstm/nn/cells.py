@@ -37,8 +37,8 @@ __all__ = [
     "CELLS",
     "ConvLSTMCell",
     "ConvLSTMCellBase",
-    "GatedConvLSTMCell",
     "GateAttentionConvLSTMCell",
+    "GatedConvLSTMCell",
     "InputAttentionConvLSTMCell",
     "cell_names",
     "create_cell",
@@ -69,7 +69,8 @@ class ConvLSTMCellBase(nn.Module):
             )
         if gate_activation not in GATE_ACTIVATIONS:
             raise ValueError(
-                f"gate_activation must be one of {sorted(GATE_ACTIVATIONS)}, got {gate_activation!r}"
+                f"gate_activation must be one of {sorted(GATE_ACTIVATIONS)}, "
+                f"got {gate_activation!r}"
             )
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -90,8 +91,10 @@ class ConvLSTMCellBase(nn.Module):
         """Zero ``(h, c)`` for the frames ``x`` (B, C_in, H, W): same device, dtype and layout."""
         b, _, height, width = x.shape
         h = x.new_zeros(b, self.hidden_size, height, width)
-        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
-            memory_format=torch.channels_last
+        if (
+            x.dim() == 4
+            and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last)
         ):
             h = h.contiguous(memory_format=torch.channels_last)
         return h, torch.zeros_like(h)
@@ -120,8 +123,9 @@ class ConvLSTMCellBase(nn.Module):
 class ConvLSTMCell(ConvLSTMCellBase):
     """The standard ConvLSTM of Shi et al. 2015 (paper Eqs. 1-6).
 
-    ``i, f, o = σ(W_x* ∗ X_t + W_h* ∗ H_{t-1} + b)``, ``G = tanh(W_xc ∗ X_t + W_hc ∗ H_{t-1} + b_c)``,
-    ``C_t = f∘C_{t-1} + i∘G``, ``H_t = o∘tanh(C_t)``, every ∗ a KxK convolution.
+    ``i, f, o = σ(W_x* ∗ X_t + W_h* ∗ H_{t-1} + b)``,
+    ``G = tanh(W_xc ∗ X_t + W_hc ∗ H_{t-1} + b_c)``, ``C_t = f∘C_{t-1} + i∘G``,
+    ``H_t = o∘tanh(C_t)``, every ∗ a KxK convolution.
 
     All four input convolutions are one ``conv_x`` (C_in -> 4·C_out) and all four state
     convolutions one ``conv_h`` (C_out -> 4·C_out), output channels in gate order
@@ -145,10 +149,12 @@ class ConvLSTMCell(ConvLSTMCellBase):
     ) -> None:
         super().__init__(input_size, hidden_size, kernel_size, bias, gate_activation)
         self.peephole = peephole
-        self.conv_x = nn.Conv2d(input_size, 4 * hidden_size, self.kernel_size, padding="same",
-                                bias=bias)
-        self.conv_h = nn.Conv2d(hidden_size, 4 * hidden_size, self.kernel_size, padding="same",
-                                bias=False)
+        self.conv_x = nn.Conv2d(
+            input_size, 4 * hidden_size, self.kernel_size, padding="same", bias=bias
+        )
+        self.conv_h = nn.Conv2d(
+            hidden_size, 4 * hidden_size, self.kernel_size, padding="same", bias=False
+        )
         # Peephole weights of the i, f and o gates, one per channel.
         self.peephole_weight = nn.Parameter(torch.empty(3, hidden_size)) if peephole else None
         self.reset_parameters()
@@ -226,9 +232,7 @@ class _PooledGatesCell(ConvLSTMCellBase):
             if linear.bias is not None:
                 nn.init.zeros_(linear.bias)
 
-    def _candidate_and_gates(
-        self, xc: Tensor, xg: Tensor, h: Tensor
-    ) -> tuple[Tensor, Tensor]:
+    def _candidate_and_gates(self, xc: Tensor, xg: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
         """``G_t`` (B, C, H, W) and the σ-gates (num_gates, B, C, 1, 1) from the input terms."""
         g = torch.tanh(xc + self.conv_h(h))
         gates = self._gate_fn(xg + self.gates_h(global_avg_pool(h)))

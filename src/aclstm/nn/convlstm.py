@@ -121,8 +121,13 @@ class ConvLSTM(nn.Module):
             for _ in range(self.num_directions):
                 self.cells.append(
                     create_cell(
-                        name, layer_input, hidden_size, kernel_size=self.kernel_size, bias=bias,
-                        gate_activation=gate_activation, **extra,
+                        name,
+                        layer_input,
+                        hidden_size,
+                        kernel_size=self.kernel_size,
+                        bias=bias,
+                        gate_activation=gate_activation,
+                        **extra,
                     )
                 )
 

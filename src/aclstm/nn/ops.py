@@ -66,7 +66,7 @@ def channel_attention(z: Tensor) -> Tensor:
 
 @torch.no_grad()
 def keras_he_normal_(weight: Tensor) -> Tensor:
-    """Keras' ``he_normal``: a normal truncated at two std, rescaled so the std is sqrt(2/fan_in)."""
+    """Keras' ``he_normal``: normal, truncated at two std, scaled to std sqrt(2 / fan_in)."""
     fan_in = weight[0].numel()
     std = math.sqrt(2.0 / fan_in) / 0.87962566103423978  # Keras' truncation correction
     return nn.init.trunc_normal_(weight, mean=0.0, std=std, a=-2 * std, b=2 * std)
@@ -88,7 +88,11 @@ class SeparableConv2d(nn.Module):
     ) -> None:
         super().__init__()
         self.depthwise = nn.Conv2d(
-            in_channels, in_channels, pair(kernel_size), padding="same", groups=in_channels,
+            in_channels,
+            in_channels,
+            pair(kernel_size),
+            padding="same",
+            groups=in_channels,
             bias=False,
         )
         self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=bias)
@@ -102,4 +106,3 @@ class SeparableConv2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.pointwise(self.depthwise(x))
-

@@ -1,0 +1,193 @@
+"""The fast path of every cell and of ConvLSTM against the plain equations in reference.py."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.func import functional_call
+
+from aclstm.nn import CELLS, ConvLSTM, cell_names, create_cell, resolve_cell_name
+
+from helpers import randomize_
+from reference import reference_convlstm, reference_step
+
+ALL_CELLS = cell_names()
+TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
+
+
+# (B, T, C_in, C_out, H, W, kernel, layers, bidirectional, with_state)
+CASES = [
+    pytest.param(2, 1, 3, 4, 5, 6, 3, 1, False, False, id="T1"),
+    pytest.param(1, 2, 3, 4, 5, 5, 3, 1, False, True, id="T2-state"),
+    pytest.param(2, 3, 2, 3, 6, 4, 1, 1, False, False, id="T3-k1"),
+    pytest.param(1, 4, 3, 2, 4, 5, 2, 2, False, False, id="T4-k2-2layers"),
+    pytest.param(2, 5, 2, 3, 5, 4, (3, 2), 1, False, True, id="T5-k3x2-state"),
+    pytest.param(1, 3, 3, 3, 4, 4, 5, 3, False, True, id="T3-k5-3layers-state"),
+    pytest.param(2, 3, 2, 3, 4, 5, 3, 2, True, False, id="T3-2layers-bidir"),
+    pytest.param(1, 4, 3, 2, 5, 4, 4, 2, True, True, id="T4-k4-bidir-state"),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+@pytest.mark.parametrize(
+    ("b", "t", "cin", "cout", "height", "width", "k", "layers", "bidir", "with_state"), CASES
+)
+@pytest.mark.parametrize("cell", ALL_CELLS)
+def test_fast_path_equals_reference(
+    cell, b, t, cin, cout, height, width, k, layers, bidir, with_state, dtype
+):
+    module = ConvLSTM(cin, cout, k, num_layers=layers, cell=cell, bidirectional=bidir)
+    module = randomize_(module.to(dtype))
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(b, t, cin, height, width, generator=gen, dtype=dtype)
+    state = None
+    if with_state:
+        shape = (layers * module.num_directions, b, cout, height, width)
+        state = (
+            torch.randn(shape, generator=gen, dtype=dtype),
+            torch.randn(shape, generator=gen, dtype=dtype),
+        )
+    out, (h_n, c_n) = module(x, state)
+    ref_out, (ref_h, ref_c) = reference_convlstm(module, x, state)
+    tol = TOLERANCE[dtype]
+    assert out.shape == (b, t, cout * module.num_directions, height, width)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out, ref_out, rtol=tol, atol=tol)
+    torch.testing.assert_close(h_n, ref_h, rtol=tol, atol=tol)
+    torch.testing.assert_close(c_n, ref_c, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("cell", ALL_CELLS)
+def test_hard_sigmoid_and_time_first(cell):
+    module = randomize_(
+        ConvLSTM(
+            3, 4, 3, num_layers=2, cell=cell, batch_first=False, gate_activation="hard_sigmoid"
+        ).double()
+    )
+    x = torch.randn(3, 2, 3, 5, 5, dtype=torch.float64)  # (T, B, C, H, W)
+    out, (h_n, _) = module(x)
+    ref_out, (ref_h, _) = reference_convlstm(module, x)
+    assert out.shape == (3, 2, 4, 5, 5)
+    torch.testing.assert_close(out, ref_out, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(h_n, ref_h, rtol=1e-10, atol=1e-10)
+    # The last time step of the output is the final hidden state.
+    torch.testing.assert_close(out[-1], h_n[-1])
+
+
+def test_peephole_matches_reference_and_changes_output():
+    module = randomize_(ConvLSTM(3, 4, 3, num_layers=2, peephole=True).double())
+    x = torch.randn(2, 4, 3, 5, 6, dtype=torch.float64)
+    out, _ = module(x)
+    ref_out, _ = reference_convlstm(module, x)
+    torch.testing.assert_close(out, ref_out, rtol=1e-10, atol=1e-10)
+    with torch.no_grad():
+        for cell in module.cells:
+            cell.peephole_weight.zero_()
+    assert not torch.allclose(module(x)[0], out)
+
+
+@pytest.mark.parametrize("cell", ALL_CELLS)
+def test_single_cell_call_is_one_step(cell):
+    module = randomize_(create_cell(cell, 3, 4, kernel_size=3).double())
+    x = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    h0, c0 = torch.randn(2, 2, 4, 5, 5, dtype=torch.float64)
+    h, c = module(x, (h0, c0))
+    ref_h, ref_c, _ = reference_step(module, x, h0, c0)
+    torch.testing.assert_close(h, ref_h, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(c, ref_c, rtol=1e-10, atol=1e-10)
+    # No state means a zero state.
+    zero = torch.zeros_like(h0)
+    torch.testing.assert_close(module(x)[0], reference_step(module, x, zero, zero)[0])
+
+
+@pytest.mark.parametrize("cell", ALL_CELLS)
+def test_gradcheck(cell):
+    """Gradients w.r.t. input, initial state and every parameter, in fp64."""
+    torch.manual_seed(0)
+    module = randomize_(ConvLSTM(2, 3, 3, num_layers=2, cell=cell).double(), scale=0.5)
+    names = [name for name, _ in module.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_() for p in module.parameters())
+    x = torch.randn(1, 3, 2, 4, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 1, 3, 4, 3, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(2, 1, 3, 4, 3, dtype=torch.float64, requires_grad=True)
+
+    def fn(x, h0, c0, *params):
+        out, (h_n, c_n) = functional_call(
+            module, dict(zip(names, params, strict=True)), (x, (h0, c0))
+        )
+        return out, h_n, c_n
+
+    assert torch.autograd.gradcheck(fn, (x, h0, c0, *params), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ALL_CELLS)
+def test_every_parameter_gets_a_gradient(cell):
+    module = ConvLSTM(3, 4, 3, num_layers=2, cell=cell, bidirectional=True)
+    out, _ = module(torch.randn(2, 3, 3, 6, 6))
+    out.square().mean().backward()
+    for name, p in module.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_registry_and_aliases():
+    assert ALL_CELLS == [
+        "convlstm",
+        "gated",
+        "input_attention",
+        "input_gate_attention",
+        "output_gate_attention",
+    ]
+    assert {resolve_cell_name(k) for k in "abcd"} == set(ALL_CELLS[1:])
+    assert resolve_cell_name("A") == "gated"
+    module = ConvLSTM(3, 4, num_layers=2, cell=["c", "gated"])
+    assert module.cell_names == ["input_gate_attention", "gated"]
+    assert type(module.cells[0]) is CELLS["input_gate_attention"]
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="unknown cell 'e'"):
+        ConvLSTM(3, 4, cell="e")
+    with pytest.raises(ValueError, match="3 cell names for 2 layers"):
+        ConvLSTM(3, 4, num_layers=2, cell=["a", "b", "c"])
+    with pytest.raises(ValueError, match="peephole"):
+        ConvLSTM(3, 4, cell="gated", peephole=True)
+    with pytest.raises(ValueError, match="gate_activation"):
+        ConvLSTM(3, 4, gate_activation="relu")
+    module = ConvLSTM(3, 4)
+    with pytest.raises(ValueError, match="expects 3 input channels, got 5"):
+        module(torch.randn(1, 2, 5, 4, 4))
+    with pytest.raises(ValueError, match="5-D input"):
+        module(torch.randn(2, 3, 4, 4))
+    with pytest.raises(ValueError, match=r"h_0 of shape \(1, 1, 4, 4, 4\)"):
+        module(torch.randn(1, 2, 3, 4, 4), (torch.zeros(1, 1, 4, 3, 3), torch.zeros(1, 1, 4, 3, 3)))
+
+
+@pytest.mark.parametrize("cell", ALL_CELLS)
+def test_zero_state_follows_input_dtype(cell):
+    module = ConvLSTM(3, 4, cell=cell).double()
+    out, (h_n, c_n) = module(torch.randn(1, 2, 3, 4, 4, dtype=torch.float64))
+    assert out.dtype == h_n.dtype == c_n.dtype == torch.float64
+
+
+@pytest.mark.parametrize("cell", ALL_CELLS)
+def test_channels_last_gives_the_same_result(cell):
+    module = randomize_(ConvLSTM(4, 6, 3, num_layers=2, cell=cell))
+    x = torch.randn(2, 3, 4, 6, 6)
+    expected, _ = module(x)
+    fast = module.to(memory_format=torch.channels_last)
+    x_cl = x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)  # C innermost
+    got, _ = fast(x_cl)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ALL_CELLS)
+def test_cpu_autocast_bf16(cell):
+    module = randomize_(ConvLSTM(4, 6, 3, num_layers=2, cell=cell), scale=0.2)
+    x = torch.randn(2, 3, 4, 6, 6)
+    expected, _ = module(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, _ = module(x)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got.float(), expected, rtol=0.05, atol=0.05)
+    got.float().sum().backward()
+    assert all(p.grad is not None for p in module.parameters())
