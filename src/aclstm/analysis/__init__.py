@@ -1,0 +1,1 @@
+"""Analyses of the paper: complexity (Table 1)."""

@@ -1,0 +1,73 @@
+"""The ``aclstm`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from aclstm import __version__
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _cmd_complexity(args: argparse.Namespace) -> int:
+    from aclstm.analysis.complexity import cell_complexity_table, format_cell_table
+
+    rows = cell_complexity_table(
+        input_size=args.input_size,
+        hidden_size=args.hidden_size,
+        kernel_size=args.kernel_size,
+        height=args.height,
+        width=args.width,
+    )
+    if args.json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+        return 0
+    print(
+        f"One ConvLSTM layer, K={args.kernel_size}, C_in={args.input_size}, "
+        f"C_out={args.hidden_size}, {args.height}x{args.width} "
+        "(paper formulas: Eqs. 7, 16, 20, 24, without biases; paper Mult-Adds = params x H x W; "
+        "measured = multiply-accumulates of the convolutions and matrix products of one step)\n"
+    )
+    print(format_cell_table(rows))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aclstm",
+        description="ConvLSTM variants and the gesture network of Zhang et al., NIPS 2018.",
+    )
+    parser.add_argument("--version", action="version", version=f"aclstm {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    complexity = commands.add_parser(
+        "complexity",
+        help="parameter sizes and multiply-adds of the five cells (Table 1)",
+        description="Print Table 1's size columns for the five cells: the paper's formulas "
+        "beside the real parameter count and the measured multiply-adds of one step.",
+    )
+    complexity.add_argument("--input-size", type=_positive_int, default=256, help="C_in (256)")
+    complexity.add_argument("--hidden-size", type=_positive_int, default=256, help="C_out (256)")
+    complexity.add_argument("--kernel-size", type=_positive_int, default=3, help="K (3)")
+    complexity.add_argument("--height", type=_positive_int, default=28, help="H (28)")
+    complexity.add_argument("--width", type=_positive_int, default=28, help="W (28)")
+    complexity.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    complexity.set_defaults(func=_cmd_complexity)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
