@@ -1,0 +1,37 @@
+"""``torch.compile`` of the sequence module gives what eager mode gives, on the CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aclstm.nn import ConvLSTM, cell_names
+from helpers import randomize_
+
+# Compiling takes 10-30 s a module on 2 cores: the quick suite compiles the paper's variant (a);
+# the others run with the slow tests.
+CELLS = [
+    pytest.param(name, marks=() if name == "gated" else pytest.mark.slow) for name in cell_names()
+]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_compiled_module_equals_eager(cell):
+    torch.manual_seed(0)
+    module = randomize_(ConvLSTM(3, 4, 3, num_layers=2, cell=cell), scale=0.3)
+    x = torch.randn(2, 3, 3, 6, 5)
+    state = tuple(torch.randn(2, 2, 4, 6, 5) for _ in range(2))
+
+    out, (h_n, c_n) = module(x, state)
+    out.square().sum().backward()
+    eager_grads = [p.grad.clone() for p in module.parameters()]
+    module.zero_grad()
+
+    compiled = torch.compile(module)
+    got, (got_h, got_c) = compiled(x, state)
+    got.square().sum().backward()
+    torch.testing.assert_close(got, out, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_h, h_n, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got_c, c_n, rtol=1e-5, atol=1e-5)
+    for p, expected in zip(module.parameters(), eager_grads, strict=True):
+        torch.testing.assert_close(p.grad, expected, rtol=1e-4, atol=1e-4)
