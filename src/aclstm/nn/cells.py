@@ -53,6 +53,10 @@ class ConvLSTMCellBase(nn.Module):
     """Interface shared by all cells: ``precompute`` (input only) and ``step`` (recurrence)."""
 
     name: ClassVar[str]
+    # Layout the cell computes in. Depthwise and 1x1 convolutions run several times faster in
+    # channels_last on the CPU, while the dense KxK convolutions of the standard cell do not
+    # gain, so the standard cell keeps the caller's layout.
+    memory_format: ClassVar[torch.memory_format] = torch.preserve_format
 
     def __init__(
         self,
@@ -87,6 +91,12 @@ class ConvLSTMCellBase(nn.Module):
         """One recurrence from ``precompute``'s terms of one step and ``(H_{t-1}, C_{t-1})``."""
         raise NotImplementedError
 
+    def to_layout(self, x: Tensor) -> Tensor:
+        """``x`` (N, C, H, W) in the memory layout this cell computes fastest in."""
+        if self.memory_format is torch.preserve_format:
+            return x
+        return x.contiguous(memory_format=self.memory_format)
+
     def initial_state(self, x: Tensor) -> State:
         """Zero ``(h, c)`` for the frames ``x`` (B, C_in, H, W): same device, dtype and layout."""
         b, _, height, width = x.shape
@@ -106,8 +116,8 @@ class ConvLSTMCellBase(nn.Module):
                 f"{type(self).__name__} expects input of shape (B, {self.input_size}, H, W), "
                 f"got {tuple(x.shape)}"
             )
-        if state is None:
-            state = self.initial_state(x)
+        x = self.to_layout(x)
+        state = self.initial_state(x) if state is None else tuple(map(self.to_layout, state))
         h, c, _ = self.step(self.precompute(x), state)
         return h, c
 
@@ -203,6 +213,7 @@ class _PooledGatesCell(ConvLSTMCellBase):
     """
 
     num_gates: ClassVar[int] = 3
+    memory_format = torch.channels_last
 
     def __init__(
         self,

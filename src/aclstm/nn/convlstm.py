@@ -20,27 +20,34 @@ def run_cell(
     state: State | None = None,
     reverse: bool = False,
 ) -> tuple[Tensor, State, Tensor | None]:
-    """Run one cell over a whole sequence ``x`` of shape (B, T, C_in, H, W).
+    """Run one cell over a whole time-first sequence ``x`` of shape (T, B, C_in, H, W).
 
-    The input-only work runs once on all B*T frames; the loop does only the recurrent part.
-    Returns the hidden states (B, T, C_out, H, W) in input order, the last ``(h, c)`` and the
-    attention maps stacked over time (or None).
+    The input-only work runs once on all T*B frames; the loop does only the recurrent part.
+    Returns the hidden states (T, B, C_out, H, W) in input order, the last ``(h, c)`` and the
+    attention maps stacked over time (or None). Time-first keeps every step's frames, and the
+    stacked outputs that feed the next layer, one flat batch of frames without copies.
     """
-    b, t = x.shape[:2]
-    pre = tuple(p.unflatten(0, (b, t)) for p in cell.precompute(x.flatten(0, 1)))
-    h, c = cell.initial_state(x[:, 0]) if state is None else state
+    t, b = x.shape[:2]
+    frames = cell.to_layout(x.flatten(0, 1))
+    # unbind, not indexing: the backward of T indexing ops would fill T full-size zero tensors.
+    terms = (p.unflatten(0, (t, b)).unbind(0) for p in cell.precompute(frames))
+    per_step = list(zip(*terms, strict=True))
+    if state is None:
+        h, c = cell.initial_state(frames[:b])
+    else:
+        h, c = map(cell.to_layout, state)
     outputs: list[Tensor] = []
     attentions: list[Tensor] = []
-    for step in range(t - 1, -1, -1) if reverse else range(t):
-        h, c, attention = cell.step(tuple(p[:, step] for p in pre), (h, c))
+    for pre in reversed(per_step) if reverse else per_step:
+        h, c, attention = cell.step(pre, (h, c))
         outputs.append(h)
         if attention is not None:
             attentions.append(attention)
     if reverse:
         outputs.reverse()
         attentions.reverse()
-    stacked_attention = torch.stack(attentions, dim=1) if attentions else None
-    return torch.stack(outputs, dim=1), (h, c), stacked_attention
+    stacked_attention = torch.stack(attentions) if attentions else None
+    return torch.stack(outputs), (h, c), stacked_attention
 
 
 class ConvLSTM(nn.Module):
@@ -74,7 +81,8 @@ class ConvLSTM(nn.Module):
         * ``h_n``, ``c_n``: the final states of every layer and direction, stacked as ``state``.
 
     With ``return_attention=True`` a third output lists, per layer and direction in the order
-    of ``h_n``, the cell's attention maps stacked over time (B, T, ·, H, W), or None.
+    of ``h_n``, the cell's attention maps stacked over time (B, T, ·, H, W) (time-first if
+    ``batch_first`` is False), or None.
     """
 
     def __init__(
@@ -135,7 +143,8 @@ class ConvLSTM(nn.Module):
         if x.dim() != 5:
             layout = "(B, T, C, H, W)" if self.batch_first else "(T, B, C, H, W)"
             raise ValueError(f"ConvLSTM expects a 5-D input {layout}, got {tuple(x.shape)}")
-        b, _, channels, height, width = x.shape
+        b = x.shape[0] if self.batch_first else x.shape[1]
+        channels, height, width = x.shape[2:]
         if channels != self.input_size:
             raise ValueError(
                 f"ConvLSTM expects {self.input_size} input channels, got {channels} "
@@ -156,9 +165,9 @@ class ConvLSTM(nn.Module):
         *,
         return_attention: bool = False,
     ):
-        if not self.batch_first:
-            x = x.transpose(0, 1)
         self._check_input(x, state)
+        if self.batch_first:  # computed time-first, like nn.LSTM
+            x = x.transpose(0, 1)
         h_n: list[Tensor] = []
         c_n: list[Tensor] = []
         attention: list[Tensor | None] = []
@@ -178,9 +187,13 @@ class ConvLSTM(nn.Module):
             layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
-        output = layer_input if self.batch_first else layer_input.transpose(0, 1)
+        output = layer_input.transpose(0, 1) if self.batch_first else layer_input
         result = (output, (torch.stack(h_n), torch.stack(c_n)))
-        return (*result, attention) if return_attention else result
+        if not return_attention:
+            return result
+        if self.batch_first:
+            attention = [None if a is None else a.transpose(0, 1) for a in attention]
+        return (*result, attention)
 
     def extra_repr(self) -> str:
         names = self.cell_names[0] if len(set(self.cell_names)) == 1 else self.cell_names
