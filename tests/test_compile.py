@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from aclstm.nn import ConvLSTM, cell_names
+
 from helpers import randomize_
 
 # Compiling takes 10-30 s a module on 2 cores: the quick suite compiles the paper's variant (a);
