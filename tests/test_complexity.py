@@ -106,3 +106,29 @@ def test_complexity_command_rejects_bad_sizes(capsys):
         main(["complexity", "--height", "0"])
     assert exc.value.code == 2
     assert "expected a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_model_complexity_per_stage(capsys):
+    from aclstm.analysis.complexity import model_complexity
+    from aclstm.models import create
+
+    model = create("paper", cell="gated")
+    rows = {r.stage: r for r in model_complexity(model, frames=16, size=112)}
+    assert list(rows) == ["res3d", "convlstm", "mobilenet", "head", "total"]
+    assert sum(rows[s].params for s in ("res3d", "convlstm", "mobilenet", "head")) == (
+        rows["total"].params
+    )
+    assert sum(rows[s].mult_adds for s in ("res3d", "convlstm", "mobilenet", "head")) == (
+        rows["total"].mult_adds
+    )
+    # Two gated layers over T/2 = 8 steps of 28x28: 16 cell steps, as the cell table counts.
+    assert rows["convlstm"].mult_adds == 16 * cell_complexity("gated").mult_adds
+    assert rows["head"].mult_adds == 1024 * 27
+    assert rows["res3d"].mult_adds > 0.9 * rows["total"].mult_adds  # DESIGN.md: Res3D > 90 %
+
+    assert main(["complexity", "--model", "tiny", "--cell", "b", "--json"]) == 0
+    tiny = json.loads(capsys.readouterr().out)
+    assert [r["stage"] for r in tiny][-1] == "total"
+    assert main(["complexity", "--model", "paper", "--cell", "convlstm"]) == 0
+    out = capsys.readouterr().out
+    assert "convlstm + convlstm" in out and "16x112x112" in out and "| 20.662M" in out

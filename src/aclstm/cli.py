@@ -20,6 +20,8 @@ def _positive_int(text: str) -> int:
 def _cmd_complexity(args: argparse.Namespace) -> int:
     from aclstm.analysis.complexity import cell_complexity_table, format_cell_table
 
+    if args.model is not None:
+        return _model_complexity(args)
     rows = cell_complexity_table(
         input_size=args.input_size,
         hidden_size=args.hidden_size,
@@ -40,6 +42,27 @@ def _cmd_complexity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_complexity(args: argparse.Namespace) -> int:
+    from aclstm.analysis.complexity import format_model_table, model_complexity
+    from aclstm.models import create
+
+    model = create(args.model, cell=args.cell)
+    frames = args.frames or model.config.frames
+    size = args.size or model.config.size
+    rows = model_complexity(model, frames, size)
+    if args.json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+        return 0
+    cells = " + ".join(model.config.cells())
+    print(
+        format_model_table(
+            rows,
+            f"Preset {args.model!r}, ConvLSTM layers {cells}, one clip of {frames}x{size}x{size}",
+        )
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aclstm",
@@ -52,13 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
         "complexity",
         help="parameter sizes and multiply-adds of the five cells (Table 1)",
         description="Print Table 1's size columns for the five cells: the paper's formulas "
-        "beside the real parameter count and the measured multiply-adds of one step.",
+        "beside the real parameter count and the measured multiply-adds of one step. With "
+        "--model, the parameters and multiply-adds of each stage of a network preset instead.",
     )
     complexity.add_argument("--input-size", type=_positive_int, default=256, help="C_in (256)")
     complexity.add_argument("--hidden-size", type=_positive_int, default=256, help="C_out (256)")
     complexity.add_argument("--kernel-size", type=_positive_int, default=3, help="K (3)")
     complexity.add_argument("--height", type=_positive_int, default=28, help="H (28)")
     complexity.add_argument("--width", type=_positive_int, default=28, help="W (28)")
+    complexity.add_argument(
+        "--model", metavar="PRESET", help="per-stage table of a network preset (paper, tiny)"
+    )
+    complexity.add_argument("--cell", default="gated", help="the network's cell (--model)")
+    complexity.add_argument("--frames", type=_positive_int, help="T of the clip (--model)")
+    complexity.add_argument("--size", type=_positive_int, help="H = W of the clip (--model)")
     complexity.add_argument("--json", action="store_true", help="print JSON instead of a table")
     complexity.set_defaults(func=_cmd_complexity)
     return parser

@@ -21,7 +21,9 @@ __all__ = [
     "cell_complexity",
     "cell_complexity_table",
     "format_cell_table",
+    "format_model_table",
     "measured_step_macs",
+    "model_complexity",
     "paper_mult_adds",
     "paper_param_count",
 ]
@@ -122,5 +124,52 @@ def format_cell_table(rows: list[CellComplexity]) -> str:
             f"| {r.cell} | {r.channels} | {_millions(r.paper_params, 3)} "
             f"| {_millions(r.params, 3)} ({r.params:,}) | {_millions(r.paper_mult_adds, 1)} "
             f"| {_millions(r.mult_adds, 1)} |"
+        )
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class StageComplexity:
+    """Parameters and forward multiply-adds of one stage of the gesture network, per clip."""
+
+    stage: str
+    params: int
+    mult_adds: int
+
+    def as_dict(self) -> dict[str, int | str]:
+        return asdict(self)
+
+
+def model_complexity(model, frames: int, size: int) -> list[StageComplexity]:
+    """Per-stage parameters and forward multiply-adds of ``model`` (a ``GestureNet``) for one
+    clip of ``frames`` x ``size`` x ``size``, plus a ``total`` row."""
+    from aclstm.models import count_parameters, example_clip
+
+    x = example_clip(model.config, batch=1, frames=frames, size=size)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    model.train(was_training)
+    per_module = counter.get_flop_counts()
+    root = type(model).__name__
+    rows = [
+        StageComplexity(
+            stage=label,
+            params=count_parameters(getattr(model, attr)),
+            mult_adds=sum(per_module.get(f"{root}.{attr}", {}).values()) // 2,
+        )
+        for label, attr in model.stage_attributes.items()
+    ]
+    rows.append(StageComplexity("total", count_parameters(model), counter.get_total_flops() // 2))
+    return rows
+
+
+def format_model_table(rows: list[StageComplexity], title: str) -> str:
+    lines = [title, "", "| stage | params | Mult-Adds (forward, one clip) |", "|---|---:|---:|"]
+    for r in rows:
+        lines.append(
+            f"| {r.stage} | {_millions(r.params, 3)} ({r.params:,}) "
+            f"| {r.mult_adds / 1e9:.2f}G ({r.mult_adds:,}) |"
         )
     return "\n".join(lines)

@@ -1,0 +1,71 @@
+"""Res3D blocks 1-4 (Tran et al. 2017) as the released code builds them (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from .layers import batch_norm_3d
+
+
+class ResidualUnit3d(nn.Module):
+    """conv 3x3x3 -> BN -> ReLU -> conv 3x3x3 -> BN, plus the shortcut, then ReLU.
+
+    The shortcut is a 1x1x1 conv + BN when ``project`` is set (the first unit of each block in
+    the released code, even where the width does not change), else the identity.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, project: bool) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv3d(in_channels, out_channels, 3, stride, padding=1, bias=False)
+        self.bn1 = batch_norm_3d(out_channels)
+        self.conv2 = nn.Conv3d(out_channels, out_channels, 3, 1, padding=1, bias=False)
+        self.bn2 = batch_norm_3d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module = nn.Identity()
+        if project:
+            self.shortcut = nn.Sequential(
+                nn.Conv3d(in_channels, out_channels, 1, stride, bias=False),
+                batch_norm_3d(out_channels),
+            )
+        elif stride != 1 or in_channels != out_channels:
+            raise ValueError("a unit that changes the shape needs a projection shortcut")
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return self.relu(y + self.shortcut(x))
+
+
+class Res3D(nn.Module):
+    """Blocks 1-4 of Res3D: (B, C, T, H, W) -> (B, widths[3], T/2, H/4, W/4).
+
+    Block 1: Conv3d (3, 7, 7), stride (1, 2, 2) -> BN -> ReLU. Blocks 2-4: two residual units
+    each; the first unit of block 3 has stride 2 in T, H and W.
+    """
+
+    def __init__(self, in_channels: int = 3, widths: Sequence[int] = (64, 64, 128, 256)) -> None:
+        super().__init__()
+        if len(widths) != 4:
+            raise ValueError(f"Res3D needs 4 widths (blocks 1-4), got {list(widths)}")
+        w1, w2, w3, w4 = widths
+        self.stem = nn.Sequential(
+            nn.Conv3d(in_channels, w1, (3, 7, 7), (1, 2, 2), padding=(1, 3, 3), bias=False),
+            batch_norm_3d(w1),
+            nn.ReLU(inplace=True),
+        )
+        self.block2 = self._block(w1, w2, stride=1)
+        self.block3 = self._block(w2, w3, stride=2)
+        self.block4 = self._block(w3, w4, stride=1)
+        self.out_channels = w4
+
+    @staticmethod
+    def _block(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+        return nn.Sequential(
+            ResidualUnit3d(in_channels, out_channels, stride, project=True),
+            ResidualUnit3d(out_channels, out_channels, 1, project=False),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.block4(self.block3(self.block2(self.stem(x))))

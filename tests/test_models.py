@@ -1,0 +1,210 @@
+"""The gesture network of Fig. 1: shapes, parameters, presets, options, training sanity."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aclstm.models import (
+    GestureNet,
+    count_parameters,
+    create,
+    example_clip,
+    list_presets,
+    preset_config,
+    released_layer_cells,
+    weight_decay_param_groups,
+)
+from aclstm.nn import cell_names
+
+# Total parameters of the paper preset (27 classes) per cell; recorded in the README.
+PAPER_PARAMETERS = {
+    "convlstm": 20_661_595,
+    "gated": 12_282_203,
+    "input_attention": 12_420_443,
+    "input_gate_attention": 12_354_651,
+    "output_gate_attention": 12_354_651,
+}
+
+
+@pytest.mark.parametrize("cell", cell_names())
+def test_paper_parameter_counts(cell):
+    model = create("paper", cell=cell, num_classes=27)
+    assert count_parameters(model) == PAPER_PARAMETERS[cell]
+    # The stages outside the ConvLSTM are the same for every cell.
+    assert count_parameters(model.res3d) == 8_261_696
+    assert count_parameters(model.mobilenet) == 2_932_992
+    assert count_parameters(model.classifier) == 1024 * 27 + 27
+
+
+def test_released_layer_composition():
+    assert released_layer_cells("convlstm") == ["convlstm", "convlstm"]
+    assert released_layer_cells("a") == ["gated", "gated"]
+    for attention in ("input_attention", "input_gate_attention", "output_gate_attention"):
+        assert released_layer_cells(attention) == [attention, "gated"]
+    model = create("tiny", cell="b")
+    assert model.convlstm.cell_names == ["input_attention", "gated"]
+    custom = create("tiny", layer_cells=("gated", "input_gate_attention"))
+    assert custom.convlstm.cell_names == ["gated", "input_gate_attention"]
+    with pytest.raises(ValueError, match="names 1 cells for 2 ConvLSTM layers"):
+        create("tiny", layer_cells=("gated",))
+
+
+@pytest.mark.parametrize("frames", [16, pytest.param(32, marks=pytest.mark.slow, id="32")], ids=str)
+def test_paper_shapes_at_112(frames):
+    model = create("paper", cell="gated", num_classes=249).eval()
+    x = example_clip(model.config, batch=1, frames=frames)
+    with torch.no_grad():
+        logits, maps = model(x, return_maps=True)
+    assert logits.shape == (1, 249)
+    assert maps["hidden"].shape == (1, frames // 2, 256, 28, 28)
+
+
+def test_tiny_shapes_maps_and_attention():
+    model = create("tiny", cell="input_gate_attention", num_classes=5).eval()
+    x = example_clip(model.config, batch=3)
+    assert x.shape == (3, 3, 8, 64, 64)
+    logits, maps = model(x, return_maps=True)
+    assert logits.shape == (3, 5)
+    assert maps["hidden"].shape == (3, 4, 64, 16, 16)
+    first, second = maps["attention"]
+    assert first.shape == (3, 4, 64, 16, 16) and second is None  # (c) then gated
+    # Other resolutions and clip lengths follow from the input.
+    assert model(torch.randn(2, 3, 6, 96, 48)).shape == (2, 5)
+
+
+@pytest.mark.parametrize(("modality", "channels"), [("rgb", 3), ("depth", 1), ("flow", 2)])
+def test_modalities(modality, channels):
+    model = create("tiny", modality=modality)
+    assert model.config.in_channels == channels
+    assert model(torch.randn(1, channels, 4, 32, 32)).shape == (1, 27)
+
+
+def test_bad_inputs_are_named():
+    model = create("tiny")
+    with pytest.raises(ValueError, match="built for 3 input channels, got 1"):
+        model(torch.randn(1, 1, 8, 64, 64))
+    with pytest.raises(ValueError, match="at least 2 frames, got T=1"):
+        model(torch.randn(1, 3, 1, 64, 64))
+    with pytest.raises(ValueError, match="divisible by 16, got 64x40"):
+        model(torch.randn(1, 3, 8, 64, 40))
+    with pytest.raises(ValueError, match=r"clips \(B, 3, T, H, W\)"):
+        model(torch.randn(3, 8, 64, 64))
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        create("huge")
+    with pytest.raises(ValueError, match="unknown GestureNetConfig field"):
+        create("tiny", colour="red")
+    with pytest.raises(ValueError, match="unknown modality 'thermal'"):
+        create("tiny", modality="thermal")
+
+
+@pytest.mark.parametrize("cell", cell_names())
+def test_every_parameter_gets_a_gradient(cell):
+    model = create("tiny", cell=cell, num_classes=4)
+    loss = torch.nn.functional.cross_entropy(
+        model(torch.randn(2, 3, 4, 32, 32)), torch.tensor([1, 3])
+    )
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_eval_mode_is_deterministic_and_batch_independent():
+    torch.manual_seed(0)
+    model = create("tiny").eval()
+    x = torch.randn(3, 3, 8, 64, 64)
+    with torch.no_grad():
+        a, b = model(x), model(x)
+        single = model(x[1:2])
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(single, a[1:2], rtol=1e-4, atol=1e-5)
+
+
+def test_batch_norm_follows_keras_and_weight_decay_skips_norms_and_biases():
+    model = create("tiny")
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(m.eps == 1e-3 and m.momentum == 0.01 for m in norms)
+    decay, no_decay = weight_decay_param_groups(model, 1e-4)
+    assert decay["weight_decay"] == 1e-4 and no_decay["weight_decay"] == 0.0
+    decayed = {id(p) for p in decay["params"]}
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert len(decay["params"]) + len(no_decay["params"]) == len(names)
+    for pid, name in names.items():
+        is_norm_or_bias = (
+            name.endswith("bias")
+            or ".bn" in name
+            or any(
+                name.startswith(f"{prefix}.")
+                and isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                for prefix, m in model.named_modules()
+                if prefix
+            )
+        )
+        assert (pid in decayed) != is_norm_or_bias, name
+    assert id(model.convlstm.cells[0].gates_x.weight) in decayed  # the cells' kernels too
+
+
+def test_reset_classifier_for_fine_tuning():
+    model = create("tiny", num_classes=27)
+    backbone = model.res3d.stem[0].weight.clone()
+    model.reset_classifier(249)
+    assert model.config.num_classes == 249
+    assert model(torch.randn(1, 3, 4, 32, 32)).shape == (1, 249)
+    torch.testing.assert_close(model.res3d.stem[0].weight, backbone)
+
+
+def test_presets_and_width_multiplier():
+    assert {"paper", "tiny"} <= set(list_presets())
+    half = preset_config("paper", width_multiplier=0.5)
+    assert half.res3d_widths == (32, 32, 64, 128) and half.lstm_hidden == 128
+    assert half.mobilenet[-1] == (512, 2)
+    assert preset_config("paper").frames == 16 and preset_config("paper").size == 112
+    assert GestureNet(half).eval()(torch.randn(1, 3, 2, 32, 32)).shape == (1, 27)
+
+
+def test_channels_last_3d_and_autocast():
+    torch.manual_seed(0)
+    model = create("tiny").eval()
+    x = torch.randn(2, 3, 8, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+        fast = model.to_channels_last()
+        assert fast.res3d.stem[0].weight.is_contiguous(memory_format=torch.channels_last_3d)
+        got = fast(x.contiguous(memory_format=torch.channels_last_3d))
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x)
+    assert torch.isfinite(low).all()
+    torch.testing.assert_close(low.float(), expected, rtol=0.1, atol=0.1)
+
+
+@pytest.mark.slow
+def test_tiny_net_overfits_eight_clips():
+    """Training accuracy (the training forward's own predictions) reaches 100% in 60 steps."""
+    torch.manual_seed(0)
+    model = create("tiny", cell="gated", num_classes=8)
+    x = torch.randn(8, 3, 8, 64, 64)
+    y = torch.arange(8)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    accuracies = []
+    for _ in range(60):
+        logits = model(x)
+        accuracies.append((logits.argmax(1) == y).float().mean().item())
+        if accuracies[-1] == 1.0:
+            break
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(logits, y).backward()
+        optimizer.step()
+    assert accuracies[-1] == 1.0, accuracies
+    assert accuracies[0] < 0.5
+
+
+@pytest.mark.slow
+def test_compiled_tiny_net_equals_eager():
+    torch.manual_seed(0)
+    model = create("tiny", cell="gated").eval()
+    x = torch.randn(2, 3, 8, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+        got = torch.compile(model)(x)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
