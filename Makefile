@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/aclstm complexity
+	$(BIN)/aclstm complexity --model paper --cell gated
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
