@@ -230,7 +230,17 @@ class _PooledGatesCell(ConvLSTMCellBase):
         self.conv_h = SeparableConv2d(hidden_size, hidden_size, k, bias=False)  # W_hc
         self.gates_x = nn.Linear(input_size, self.num_gates * hidden_size, bias=bias)
         self.gates_h = nn.Linear(hidden_size, self.num_gates * hidden_size, bias=False)
+        self._build_attention()
         self.reset_parameters()
+
+    def _build_attention(self) -> None:
+        """Where the attention variants add their modules (W_x*, W_h*, W_z)."""
+
+    def _attention_input_convs(self) -> None:
+        """W_xa ∗ X_t + b_a and W_ha ∗ H_{t-1}: the separable convolutions of Eqs. 17 and 21."""
+        k = self.kernel_size
+        self.att_x = SeparableConv2d(self.input_size, self.hidden_size, k, bias=self.bias)
+        self.att_h = SeparableConv2d(self.hidden_size, self.hidden_size, k, bias=False)
 
     def reset_parameters(self) -> None:
         """As the released code: He-normal conv kernels, gate weights 1/C, zero biases."""
@@ -285,20 +295,9 @@ class InputAttentionConvLSTMCell(_PooledGatesCell):
 
     name = "input_attention"
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        kernel_size: int | tuple[int, int] = 3,
-        bias: bool = True,
-        gate_activation: str = "sigmoid",
-    ) -> None:
-        super().__init__(input_size, hidden_size, kernel_size, bias, gate_activation)
-        k = self.kernel_size
-        self.att_x = SeparableConv2d(input_size, hidden_size, k, bias=bias)  # W_xa, b_a
-        self.att_h = SeparableConv2d(hidden_size, hidden_size, k, bias=False)  # W_ha
-        self.att_z = nn.Conv2d(hidden_size, 1, k, padding="same", bias=False)  # W_z
-        self.reset_parameters()
+    def _build_attention(self) -> None:
+        self._attention_input_convs()
+        self.att_z = nn.Conv2d(self.hidden_size, 1, self.kernel_size, padding="same", bias=False)
 
     def precompute(self, x: Tensor) -> tuple[Tensor, ...]:
         return x, self.att_x(x)
@@ -329,20 +328,11 @@ class GateAttentionConvLSTMCell(_PooledGatesCell):
     num_gates = 2
     attended_gate: ClassVar[str]
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        kernel_size: int | tuple[int, int] = 3,
-        bias: bool = True,
-        gate_activation: str = "sigmoid",
-    ) -> None:
-        super().__init__(input_size, hidden_size, kernel_size, bias, gate_activation)
-        k = self.kernel_size
-        self.att_x = SeparableConv2d(input_size, hidden_size, k, bias=bias)
-        self.att_h = SeparableConv2d(hidden_size, hidden_size, k, bias=False)
-        self.att_z = SeparableConv2d(hidden_size, hidden_size, k, bias=False)
-        self.reset_parameters()
+    def _build_attention(self) -> None:
+        self._attention_input_convs()
+        self.att_z = SeparableConv2d(
+            self.hidden_size, self.hidden_size, self.kernel_size, bias=False
+        )
 
     def precompute(self, x: Tensor) -> tuple[Tensor, ...]:
         return self.conv_x(x), self.gates_x(global_avg_pool(x)), self.att_x(x)
