@@ -1,0 +1,52 @@
+"""Spatial preprocessing of the released code: square crop, resize, mean subtraction."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["MEANS", "crop_box", "prepare_clip"]
+
+# Per-channel means subtracted by the released code (no division by a std).
+MEANS: dict[str, tuple[float, ...]] = {
+    "jester_rgb": (114.0, 109.0, 104.0),
+    "isogd_rgb": (112.0, 112.0, 112.0),
+    "isogd_depth": (127.0,),
+    "isogd_flow": (128.0, 128.0),
+}
+
+
+def crop_box(
+    height: int, width: int, training: bool, rng: random.Random | None = None
+) -> tuple[int, int, int]:
+    """``(top, left, side)`` of the largest square: centred in evaluation; in training at one
+    random fraction of the free room on both axes (so only the long axis moves)."""
+    side = min(height, width)
+    fraction = (rng or random).random() if training else 0.5
+    return round((height - side) * fraction), round((width - side) * fraction), side
+
+
+def prepare_clip(
+    frames: Tensor,
+    size: int,
+    mean: Sequence[float],
+    training: bool,
+    rng: random.Random | None = None,
+) -> Tensor:
+    """uint8 frames (T, H, W, C) -> float32 (C, T, size, size): one square crop for the whole
+    clip, bilinear resize, minus the per-channel mean."""
+    if frames.dim() != 4:
+        raise ValueError(f"expected frames (T, H, W, C), got shape {tuple(frames.shape)}")
+    if frames.shape[-1] != len(mean):
+        raise ValueError(f"frames have {frames.shape[-1]} channels, the mean has {len(mean)}")
+    _, height, width, _ = frames.shape
+    top, left, side = crop_box(height, width, training, rng)
+    clip = frames[:, top : top + side, left : left + side].permute(0, 3, 1, 2).float()
+    if side != size:
+        clip = F.interpolate(clip, size=(size, size), mode="bilinear", align_corners=False)
+    clip -= torch.tensor(mean, dtype=clip.dtype).view(1, -1, 1, 1)
+    return clip.transpose(0, 1).contiguous()

@@ -1,0 +1,43 @@
+"""Square crop, resize and mean subtraction of the released code."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from aclstm.data.transforms import MEANS, crop_box, prepare_clip
+
+
+def test_crop_box_centre_and_random_offset():
+    assert crop_box(100, 176, training=False) == (0, 38, 100)
+    assert crop_box(240, 320, training=False) == (0, 40, 240)
+    rng = random.Random(0)
+    lefts = {crop_box(100, 176, training=True, rng=rng)[1] for _ in range(50)}
+    assert min(lefts) >= 0 and max(lefts) <= 76 and len(lefts) > 10
+    assert all(crop_box(100, 176, True, rng)[0] == 0 for _ in range(10))  # short axis fixed
+
+
+def test_prepare_clip_shape_mean_and_crop():
+    t, h, w = 4, 100, 176
+    frames = torch.zeros(t, h, w, 3, dtype=torch.uint8)
+    frames[:, :, 38:138] = torch.tensor([114, 109, 104], dtype=torch.uint8)  # the centre square
+    clip = prepare_clip(frames, 112, MEANS["jester_rgb"], training=False)
+    assert clip.shape == (3, t, 112, 112) and clip.dtype == torch.float32
+    torch.testing.assert_close(clip, torch.zeros_like(clip))  # exactly the centre, mean removed
+
+
+def test_prepare_clip_keeps_one_crop_for_all_frames():
+    frames = torch.arange(176, dtype=torch.uint8).repeat(3, 100, 1).unsqueeze(-1)  # x-ramp
+    clip = prepare_clip(frames, 100, (0.0,), training=True, rng=random.Random(3))
+    assert (clip[:, 0] == clip[:, 1]).all() and (clip[:, 1] == clip[:, 2]).all()
+    left = clip[0, 0, 0, 0].item()
+    assert clip[0, 0, 0].tolist() == [left + k for k in range(100)]
+
+
+def test_prepare_clip_rejects_bad_shapes():
+    with pytest.raises(ValueError, match=r"expected frames \(T, H, W, C\)"):
+        prepare_clip(torch.zeros(100, 176, 3, dtype=torch.uint8), 112, (0, 0, 0), False)
+    with pytest.raises(ValueError, match="frames have 1 channels, the mean has 3"):
+        prepare_clip(torch.zeros(2, 100, 176, 1, dtype=torch.uint8), 112, (0, 0, 0), False)
