@@ -1,0 +1,137 @@
+"""The Jester loader on small trees written by the tests, and its errors on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import simplejpeg
+import torch
+from torch.utils.data import DataLoader
+
+from aclstm.data import DataError, JesterDataset, collate_skipping
+
+CLASSES = ["Swiping Left", "Swiping Right", "Thumb Up"]
+
+
+def write_frames(folder: Path, count: int, size=(100, 176)) -> None:
+    """Solid frames whose grey level encodes the 1-based frame number (10, 20, 30, ...)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(1, count + 1):
+        frame = np.full((*size, 3), 10 * k, dtype=np.uint8)
+        (folder / f"{k:05d}.jpg").write_bytes(simplejpeg.encode_jpeg(frame, quality=95))
+
+
+def write_jester(root: Path, new_names: bool = False, text_fix=lambda s: s) -> Path:
+    names = {"labels": "labels.csv", "train": "train.csv", "validation": "validation.csv"}
+    if not new_names:
+        names = {k: f"jester-v1-{v}" for k, v in names.items()}
+    csv_dir = root / "labels" if new_names else root
+    csv_dir.mkdir(parents=True, exist_ok=True)
+    (csv_dir / names["labels"]).write_text(text_fix("\n".join(CLASSES) + "\n"))
+    (csv_dir / names["train"]).write_text(text_fix("11;Thumb Up\n12;Swiping Left\n"))
+    (csv_dir / names["validation"]).write_text(text_fix("21;Swiping Right\n"))
+    for clip_id, count in (("11", 20), ("12", 5), ("21", 24)):
+        write_frames(root / "20bn-jester-v1" / clip_id, count)
+    return csv_dir
+
+
+@pytest.mark.parametrize("new_names", [False, True], ids=["20bn-names", "new-names"])
+def test_reads_what_was_written(tmp_path, new_names):
+    write_jester(tmp_path, new_names)
+    train = JesterDataset(tmp_path, "train", clip_len=8, size=64, seed=0)
+    assert train.classes == CLASSES
+    assert len(train) == 2 and train.training
+    clip, label = train[0]
+    assert clip.shape == (3, 8, 64, 64) and clip.dtype == torch.float32 and label == 2
+    assert train[1][1] == 0
+    val = JesterDataset(tmp_path, "validation", clip_len=8, size=64)
+    assert not val.training and val[0][1] == 1
+    # Evaluation picks frames floor(3k) of 24, i.e. files 1, 4, 7, ...: grey 10, 40, 70, ...
+    levels = (val[0][0][0].mean(dim=(1, 2)) + 114).round()
+    assert levels.tolist() == [10.0 * (3 * k + 1) for k in range(8)]
+
+
+def test_short_clip_repeats_last_frame_and_bom_crlf_blank_lines(tmp_path):
+    write_jester(tmp_path, text_fix=lambda s: "\ufeff" + s.replace("\n", "\r\n\r\n"))
+    train = JesterDataset(tmp_path, "train", clip_len=8, size=32, training=False)
+    assert train.classes == CLASSES
+    levels = (train[1][0][0].mean(dim=(1, 2)) + 114).round().tolist()
+    assert levels == [10.0, 20.0, 30.0, 40.0, 50.0, 50.0, 50.0, 50.0]
+
+
+def test_data_loader_with_workers(tmp_path):
+    write_jester(tmp_path)
+    train = JesterDataset(tmp_path, "train", clip_len=4, size=32)
+    batch = next(iter(DataLoader(train, batch_size=2, num_workers=2, collate_fn=collate_skipping)))
+    assert batch.clips.shape == (2, 3, 4, 32, 32) and batch.skipped == 0
+    assert sorted(batch.labels.tolist()) == [0, 2]
+
+
+def expect_error(tmp_path, match, split="train", **kwargs):
+    with pytest.raises(DataError, match=match):
+        ds = JesterDataset(tmp_path, split, clip_len=8, size=32, **kwargs)
+        for k in range(len(ds)):
+            ds[k]
+
+
+def test_missing_labels_file(tmp_path):
+    write_jester(tmp_path)
+    (tmp_path / "jester-v1-labels.csv").unlink()
+    expect_error(tmp_path, "no Jester labels file: expected jester-v1-labels.csv or labels.csv")
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("11;Thumb Up;extra\n", r"jester-v1-train\.csv:1: expected 'id;class name' or 'id', got 3"),
+        ("11;Thumb Up\n\n12;Waving\n", r"jester-v1-train\.csv:3: class 'Waving' is not in the"),
+        ("11;Thumb Up\n11;Swiping Left\n", r"jester-v1-train\.csv:2: clip id 11 repeats line 1"),
+        (";Thumb Up\n", r"jester-v1-train\.csv:1: expected 'id;class name'"),
+    ],
+    ids=["columns", "unknown-class", "duplicate-id", "empty-id"],
+)
+def test_bad_split_lines(tmp_path, content, match):
+    write_jester(tmp_path)
+    (tmp_path / "jester-v1-train.csv").write_text(content)
+    expect_error(tmp_path, match)
+
+
+def test_duplicate_class_name(tmp_path):
+    write_jester(tmp_path)
+    (tmp_path / "jester-v1-labels.csv").write_text("A\nB\nA\n")
+    expect_error(tmp_path, r"jester-v1-labels\.csv:3: class 'A' repeats line 1")
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (lambda d: (d / "00003.jpg").unlink(), r"11/00003\.jpg: frame not found"),
+        (lambda d: (d / "00001.jpg").write_bytes(b""), r"11/00001\.jpg: empty file"),
+        (
+            lambda d: (d / "00001.jpg").write_bytes((d / "00002.jpg").read_bytes()[:300]),
+            r"11/00001\.jpg: corrupt JPEG",
+        ),
+        (lambda d: [p.unlink() for p in d.iterdir()], r"11: clip folder holds no \.jpg frames"),
+        (lambda d: [p.unlink() for p in d.iterdir()] and d.rmdir(), r"11: clip folder not found"),
+    ],
+    ids=["missing-frame", "empty-jpeg", "truncated-jpeg", "empty-folder", "missing-folder"],
+)
+def test_bad_frames_name_the_file_and_can_be_skipped(tmp_path, damage, match):
+    write_jester(tmp_path)
+    damage(tmp_path / "20bn-jester-v1" / "11")
+    expect_error(tmp_path, match, training=False)
+    skipping = JesterDataset(
+        tmp_path, "train", clip_len=8, size=32, training=False, on_error="skip"
+    )
+    batch = collate_skipping([skipping[0], skipping[1]])
+    assert batch.skipped == 1 and batch.labels.tolist() == [0]
+
+
+def test_bad_arguments(tmp_path):
+    write_jester(tmp_path)
+    with pytest.raises(ValueError, match="split must be train, validation or test"):
+        JesterDataset(tmp_path, "val")
+    with pytest.raises(ValueError, match="on_error must be 'raise' or 'skip'"):
+        JesterDataset(tmp_path, on_error="ignore")
