@@ -4,23 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-import simplejpeg
 import torch
 from torch.utils.data import DataLoader
 
 from aclstm.data import DataError, JesterDataset, collate_skipping
 
+from helpers import write_frames
+
 CLASSES = ["Swiping Left", "Swiping Right", "Thumb Up"]
-
-
-def write_frames(folder: Path, count: int, size=(100, 176)) -> None:
-    """Solid frames whose grey level encodes the 1-based frame number (10, 20, 30, ...)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for k in range(1, count + 1):
-        frame = np.full((*size, 3), 10 * k, dtype=np.uint8)
-        (folder / f"{k:05d}.jpg").write_bytes(simplejpeg.encode_jpeg(frame, quality=95))
 
 
 def write_jester(root: Path, new_names: bool = False, text_fix=lambda s: s) -> Path:

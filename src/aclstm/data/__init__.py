@@ -1,22 +1,35 @@
-"""Data: Jester as distributed, frame sampling and preprocessing of the released code."""
+"""Data: Jester, IsoGD, raw-frame lists and clip folders, with the released preprocessing."""
 
+from .clips import ClipDataset, ClipRecord
 from .collate import Batch, collate_skipping
+from .folder import ClipFolderDataset, scan_clip_folder
 from .io import DataError, read_jpeg, read_text_lines
 from .jester import JesterDataset, read_jester_classes, read_jester_split
+from .lists import IsoGDDataset, RawFrameListDataset, read_isogd_list, read_rawframe_list
 from .sampling import sample_indices
 from .transforms import MEANS, crop_box, prepare_clip
+from .video import read_video
 
 __all__ = [
     "MEANS",
     "Batch",
+    "ClipDataset",
+    "ClipFolderDataset",
+    "ClipRecord",
     "DataError",
+    "IsoGDDataset",
     "JesterDataset",
+    "RawFrameListDataset",
     "collate_skipping",
     "crop_box",
     "prepare_clip",
+    "read_isogd_list",
     "read_jester_classes",
     "read_jester_split",
     "read_jpeg",
+    "read_rawframe_list",
     "read_text_lines",
+    "read_video",
     "sample_indices",
+    "scan_clip_folder",
 ]

@@ -1,0 +1,129 @@
+"""A data set of clips, each a folder of numbered frames or a video file."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, get_worker_info
+
+from .io import DataError, read_jpeg
+from .sampling import sample_indices
+from .transforms import prepare_clip
+from .video import VIDEO_SUFFIXES, read_video
+
+__all__ = ["ClipDataset", "ClipRecord", "frame_files"]
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """Where one clip lies and its label (-1: unknown)."""
+
+    source: Path  # a folder of frames, or a video file
+    label: int
+    num_frames: int | None = None  # from a list file; None: counted on disk
+    template: str | None = "{:05d}.jpg"  # frame file names; None: the folder's sorted JPEGs
+    start_index: int = 1  # number of the first frame file
+
+    @property
+    def is_video(self) -> bool:
+        return self.source.suffix.lower() in VIDEO_SUFFIXES
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """The JPEG files of a clip folder, sorted by name."""
+    if not folder.is_dir():
+        raise DataError(folder, "clip folder not found")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
+    if not files:
+        raise DataError(folder, "clip folder holds no .jpg frames")
+    return files
+
+
+class ClipDataset(Dataset):
+    """Clips as float tensors (C, T, size, size) with an int label, as the released code makes
+    them: uniform sampling (with temporal jitter in training), one square crop per clip, a
+    bilinear resize and the modality's mean subtracted.
+
+    ``on_error="raise"`` raises the :class:`DataError` that names the bad file;
+    ``on_error="skip"`` returns None instead, which :func:`collate_skipping` drops and counts.
+    """
+
+    def __init__(
+        self,
+        records: list[ClipRecord],
+        classes: list[str],
+        clip_len: int = 16,
+        size: int = 112,
+        mean: tuple[float, ...] = (114.0, 109.0, 104.0),
+        training: bool = False,
+        on_error: str = "raise",
+        seed: int | None = None,
+    ) -> None:
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        self.records = records
+        self.classes = classes
+        self.clip_len = clip_len
+        self.size = size
+        self.mean = tuple(mean)
+        self.training = training
+        self.on_error = on_error
+        self.seed = seed
+        self._rng: random.Random | None = None
+        self._rng_worker: int | None = -1
+
+    def rng(self) -> random.Random:
+        """The random stream of this process: ``seed`` in the main process, and in a
+        DataLoader worker the worker's own torch seed, so workers do not share jitter."""
+        info = get_worker_info()
+        worker = None if info is None else info.id
+        if self._rng is None or worker != self._rng_worker:
+            self._rng = random.Random(self.seed if info is None else info.seed)
+            self._rng_worker = worker
+        return self._rng
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def read_frames(self, record: ClipRecord) -> list[np.ndarray]:
+        """The sampled frames of one clip, uint8 (H, W, 3)."""
+        rng = self.rng()
+        if record.is_video:
+            frames = read_video(record.source)
+            return [
+                frames[k] for k in sample_indices(len(frames), self.clip_len, self.training, rng)
+            ]
+        if record.template is None:
+            files = frame_files(record.source)
+        else:  # numbered files: counted on disk unless the list gave the count
+            n = record.num_frames or len(frame_files(record.source))
+            files = [
+                record.source / record.template.format(k + record.start_index) for k in range(n)
+            ]
+        picks = sample_indices(len(files), self.clip_len, self.training, rng)
+        decoded: dict[int, np.ndarray] = {}  # a short clip repeats its last frame
+        for k in picks:
+            if k not in decoded:
+                decoded[k] = read_jpeg(files[k])
+        return [decoded[k] for k in picks]
+
+    def load(self, index: int) -> torch.Tensor:
+        record = self.records[index]
+        frames = self.read_frames(record)
+        shapes = {f.shape for f in frames}
+        if len(shapes) > 1:
+            raise DataError(record.source, f"frames differ in size: {sorted(shapes)}")
+        clip = torch.from_numpy(np.stack(frames))[..., : len(self.mean)]  # depth: 1 channel
+        return prepare_clip(clip, self.size, self.mean, self.training, self.rng())
+
+    def __getitem__(self, index: int):
+        try:
+            return self.load(index), self.records[index].label
+        except DataError:
+            if self.on_error == "raise":
+                raise
+            return None
