@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -63,6 +64,36 @@ def _model_complexity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_synth(args: argparse.Namespace) -> int:
+    import time
+
+    from aclstm.data.synth import SynthSpec, write_synthetic_set
+
+    spec = SynthSpec(
+        clips_per_class=args.clips_per_class,
+        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        format=args.format,
+    )
+    start = time.perf_counter()
+    counts = write_synthetic_set(args.out_dir, spec, workers=args.workers)
+    seconds = time.perf_counter() - start
+    summary = ", ".join(f"{n} {split}" for split, n in counts.items())
+    print(
+        f"wrote {sum(counts.values())} clips ({summary}) in {args.format} layout to "
+        f"{args.out_dir} in {seconds:.1f} s"
+    )
+    return 0
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aclstm",
@@ -91,6 +122,27 @@ def build_parser() -> argparse.ArgumentParser:
     complexity.add_argument("--size", type=_positive_int, help="H = W of the clip (--model)")
     complexity.add_argument("--json", action="store_true", help="print JSON instead of a table")
     complexity.set_defaults(func=_cmd_complexity)
+
+    synth = commands.add_parser(
+        "synth",
+        help="write the synthetic gesture set (27 Jester classes) in Jester or IsoGD layout",
+        description="Render the synthetic gesture set: Jester's 27 classes drawn "
+        "procedurally, written in Jester's layout (JPEG folders and CSV files) or IsoGD's "
+        "(M_/K_ .avi videos and list files). The same seed writes identical files.",
+    )
+    synth.add_argument("out_dir", metavar="OUT_DIR", help="where to write the set")
+    synth.add_argument("--clips-per-class", type=_positive_int, default=40, help="(40)")
+    synth.add_argument("--val-fraction", type=_fraction, default=0.2, help="(0.2)")
+    synth.add_argument("--test-fraction", type=_fraction, default=0.0, help="(0)")
+    synth.add_argument("--seed", type=int, default=0, help="(0)")
+    synth.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        help="processes rendering in parallel (all cores)",
+    )
+    synth.add_argument("--format", choices=["jester", "isogd"], default="jester")
+    synth.set_defaults(func=_cmd_synth)
     return parser
 
 
