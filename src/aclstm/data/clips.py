@@ -75,6 +75,7 @@ class ClipDataset(Dataset):
         self.seed = seed
         self._rng: random.Random | None = None
         self._rng_worker: int | None = -1
+        self._frame_counts: dict[Path, int] = {}  # frames per clip folder, read from disk
 
     def rng(self) -> random.Random:
         """The random stream of this process: ``seed`` in the main process, and in a
@@ -99,16 +100,20 @@ class ClipDataset(Dataset):
             ]
         if record.template is None:
             files = frame_files(record.source)
-        else:  # numbered files: counted on disk unless the list gave the count
-            n = record.num_frames or len(frame_files(record.source))
-            files = [
-                record.source / record.template.format(k + record.start_index) for k in range(n)
-            ]
-        picks = sample_indices(len(files), self.clip_len, self.training, rng)
+            n = len(files)
+        else:  # numbered files, counted on disk (once per process) unless the list said
+            n = record.num_frames or self._frame_counts.get(record.source)
+            if n is None:
+                n = self._frame_counts[record.source] = len(frame_files(record.source))
         decoded: dict[int, np.ndarray] = {}  # a short clip repeats its last frame
+        picks = sample_indices(n, self.clip_len, self.training, rng)
         for k in picks:
             if k not in decoded:
-                decoded[k] = read_jpeg(files[k])
+                if record.template is None:
+                    path = files[k]
+                else:
+                    path = record.source / record.template.format(k + record.start_index)
+                decoded[k] = read_jpeg(path)
         return [decoded[k] for k in picks]
 
     def load(self, index: int) -> torch.Tensor:

@@ -38,15 +38,16 @@ def prepare_clip(
     rng: random.Random | None = None,
 ) -> Tensor:
     """uint8 frames (T, H, W, C) -> float32 (C, T, size, size): one square crop for the whole
-    clip, bilinear resize, minus the per-channel mean."""
+    clip, bilinear resize (of the uint8 pixels), minus the per-channel mean."""
     if frames.dim() != 4:
         raise ValueError(f"expected frames (T, H, W, C), got shape {tuple(frames.shape)}")
     if frames.shape[-1] != len(mean):
         raise ValueError(f"frames have {frames.shape[-1]} channels, the mean has {len(mean)}")
-    _, height, width, _ = frames.shape
+    t, height, width, channels = frames.shape
     top, left, side = crop_box(height, width, training, rng)
-    clip = frames[:, top : top + side, left : left + side].permute(0, 3, 1, 2).float()
-    if side != size:
+    clip = frames[:, top : top + side, left : left + side].permute(0, 3, 1, 2)  # (T, C, s, s)
+    if side != size:  # on uint8 in channels-last, like the released code's cv2.resize
         clip = F.interpolate(clip, size=(size, size), mode="bilinear", align_corners=False)
-    clip -= torch.tensor(mean, dtype=clip.dtype).view(1, -1, 1, 1)
-    return clip.transpose(0, 1).contiguous()
+    out = torch.empty((channels, t, size, size), dtype=torch.float32)
+    out.copy_(clip.contiguous().transpose(0, 1))  # planar uint8 first: the fast copy path
+    return out.sub_(torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1, 1))
