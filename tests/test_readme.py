@@ -11,6 +11,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def python_blocks() -> list[str]:
+    """The ```python blocks (```py blocks need data sets on disk and are not run)."""
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
 
 
