@@ -1,0 +1,1 @@
+"""Training: the schedule (the loop, checkpoints and distribution to come)."""
