@@ -1,1 +1,1 @@
-"""Training: the schedule (the loop, checkpoints and distribution to come)."""
+"""Training: the schedule, checkpoints and the loop (the command and DDP to come)."""
