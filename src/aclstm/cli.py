@@ -18,6 +18,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _print_json(value) -> int:
+    print(json.dumps(value, indent=2))
+    return 0
+
+
 def _cmd_complexity(args: argparse.Namespace) -> int:
     from aclstm.analysis.complexity import cell_complexity_table, format_cell_table
 
@@ -31,8 +36,7 @@ def _cmd_complexity(args: argparse.Namespace) -> int:
         width=args.width,
     )
     if args.json:
-        print(json.dumps([row.as_dict() for row in rows], indent=2))
-        return 0
+        return _print_json([row.as_dict() for row in rows])
     print(
         f"One ConvLSTM layer, K={args.kernel_size}, C_in={args.input_size}, "
         f"C_out={args.hidden_size}, {args.height}x{args.width} "
@@ -52,8 +56,7 @@ def _model_complexity(args: argparse.Namespace) -> int:
     size = args.size or model.config.size
     rows = model_complexity(model, frames, size)
     if args.json:
-        print(json.dumps([row.as_dict() for row in rows], indent=2))
-        return 0
+        return _print_json([row.as_dict() for row in rows])
     cells = " + ".join(model.config.cells())
     print(
         format_model_table(
