@@ -71,11 +71,14 @@ def _poses(name: str, n: int, rng: np.random.Generator) -> list[HandPose | None]
     s = _ease((np.linspace(0, 1, n) - start) / length)  # 0 -> 1 during the gesture
     cx, cy = rng.uniform(70, 106), rng.uniform(42, 58)
     size = rng.uniform(0.85, 1.2)
+    tilt = rng.uniform(-0.2, 0.2)  # how the hand is held, for the whole clip
     two = "Two Fingers" in name
     fingers = 2 if two else 5
+    if name == "Doing other things":
+        fingers = int(rng.choice([0, 2, 5]))
     poses = []
     for k in range(n):
-        p = HandPose(cx, cy, size, rng.uniform(-0.05, 0.05) if k == 0 else 0.0, fingers)
+        p = HandPose(cx, cy, size, tilt, fingers)
         t = s[k]
         words = name.split()
         if words[0] in ("Swiping", "Sliding"):
@@ -91,7 +94,7 @@ def _poses(name: str, n: int, rng: np.random.Generator) -> list[HandPose | None]
             p.y = cy + direction * 6 * t
         elif words[0] == "Turning":
             direction = 1 if words[-1] == "Clockwise" else -1
-            p.angle = direction * 1.6 * (t - 0.5)
+            p.angle = tilt + direction * 1.6 * (t - 0.5)
         elif words[0] == "Zooming":
             opening = words[1] == "In"
             p.spread = 0.35 + 0.9 * t if opening else 1.25 - 0.9 * t
@@ -108,9 +111,7 @@ def _poses(name: str, n: int, rng: np.random.Generator) -> list[HandPose | None]
             p.finger_lift = tuple(
                 0.5 * max(0.0, math.sin(2 * math.pi * (2.5 * k / n - j / 5))) for j in range(5)
             )
-        else:  # Doing other things: wandering about, any shape
-            p.fingers = int(rng.choice([0, 2, 5]))
-        poses.append(p)
+        poses.append(p)  # Doing other things: any shape, wandering about (below)
     if name == "Doing other things":
         walk = np.cumsum(rng.normal(0, 2.5, size=(n, 2)), axis=0)
         for p, (wx, wy) in zip(poses, walk, strict=True):
