@@ -83,7 +83,8 @@ def _poses(name: str, n: int, rng: np.random.Generator) -> list[HandPose | None]
         words = name.split()
         if words[0] in ("Swiping", "Sliding"):
             dx, dy = _DIRECTIONS[words[-1]]
-            reach = (55 if dx else 30) * (0.7 if two else 1.0)
+            # Half the path, kept inside the central 100x100 square a crop keeps.
+            reach = (36 if dx else 22) * (0.75 if two else 1.0)
             p.x, p.y = cx + dx * reach * (t - 0.5) * 2, cy + dy * reach * (t - 0.5) * 2
         elif words[0] in ("Pushing", "Pulling"):
             away = words[0] == "Pushing"
@@ -200,6 +201,9 @@ def render_clip(label: int, seed: int | tuple[int, ...], num_frames: int | None 
         np.float32,
     )
     pattern, drift = _background(rng)
+    gap = skin - pattern.mean(axis=(0, 1))
+    if np.abs(gap).sum() < 90:  # keep the hand visible: push the background's colour away
+        pattern -= np.sign(gap + 1e-3) * (90 - np.abs(gap).sum()) / 3
     light = rng.uniform(0.75, 1.15) + rng.uniform(-0.15, 0.15) * np.linspace(0, 1, n)
     blob = rng.uniform([10, 10], [WIDTH - 10, HEIGHT - 10])
     blob_v = rng.normal(0, 1.2, size=2)
