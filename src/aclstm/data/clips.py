@@ -100,20 +100,20 @@ class ClipDataset(Dataset):
             ]
         if record.template is None:
             files = frame_files(record.source)
-            n = len(files)
+            n, path_of = len(files), files.__getitem__
         else:  # numbered files, counted on disk (once per process) unless the list said
             n = record.num_frames or self._frame_counts.get(record.source)
             if n is None:
                 n = self._frame_counts[record.source] = len(frame_files(record.source))
+
+            def path_of(k: int) -> Path:
+                return record.source / record.template.format(k + record.start_index)
+
         decoded: dict[int, np.ndarray] = {}  # a short clip repeats its last frame
         picks = sample_indices(n, self.clip_len, self.training, rng)
         for k in picks:
             if k not in decoded:
-                if record.template is None:
-                    path = files[k]
-                else:
-                    path = record.source / record.template.format(k + record.start_index)
-                decoded[k] = read_jpeg(path)
+                decoded[k] = read_jpeg(path_of(k))
         return [decoded[k] for k in picks]
 
     def load(self, index: int) -> torch.Tensor:
