@@ -181,13 +181,14 @@ def fit(
             with _autocast(device, s.amp):
                 logits = model(clips)
                 loss = F.cross_entropy(logits.float(), labels)
-            if not math.isfinite(loss.item()):
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
                 raise FloatingPointError(
-                    f"non-finite loss {loss.item()} at epoch {epoch}, step {step}; the last "
+                    f"non-finite loss {loss_value} at epoch {epoch}, step {step}; the last "
                     f"good checkpoint is {work_dir / 'last'}"
                 )
             scaler.scale(loss / s.accumulate).backward()
-            loss_sum += loss.item() * len(labels)
+            loss_sum += loss_value * len(labels)
             correct += (logits.argmax(1) == labels).sum().item()
             seen += len(labels)
             if (micro + 1) % s.accumulate == 0:
