@@ -100,8 +100,7 @@ class GestureNet(nn.Module):
             if isinstance(module, (nn.Conv2d, nn.Conv3d)):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, std=0.01)
-                nn.init.zeros_(module.bias)
+                _init_head(module)
 
     def to_channels_last(self) -> GestureNet:
         """Channels-last weights: ``channels_last_3d`` for the 3D convolutions and
@@ -167,14 +166,19 @@ class GestureNet(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """A new, freshly initialised head, e.g. 27 Jester classes -> 249 IsoGD classes."""
         old = self.classifier
-        self.classifier = nn.Linear(old.in_features, num_classes).to(old.weight.device)
-        nn.init.normal_(self.classifier.weight, std=0.01)
-        nn.init.zeros_(self.classifier.bias)
+        self.classifier = _init_head(nn.Linear(old.in_features, num_classes).to(old.weight.device))
         self.config = replace(self.config, num_classes=num_classes)
 
     def stages(self) -> dict[str, nn.Module]:
         """The four stages of Fig. 1 by label, in the order data flows through them."""
         return {label: getattr(self, attr) for label, attr in self.stage_attributes.items()}
+
+
+def _init_head(linear: nn.Linear) -> nn.Linear:
+    """The classifier's start: small normal weights, zero bias."""
+    nn.init.normal_(linear.weight, std=0.01)
+    nn.init.zeros_(linear.bias)
+    return linear
 
 
 def count_parameters(module: nn.Module) -> int:
