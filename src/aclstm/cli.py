@@ -7,8 +7,11 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aclstm import __version__
+
+SHIPPED_CONFIGS = Path(__file__).parent / "configs"
 
 
 def _positive_int(text: str) -> int:
@@ -90,6 +93,94 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_path(name: str) -> Path:
+    """A config file, or the name of a shipped one (``aclstm train synth_demo``)."""
+    from aclstm.config import ConfigError
+
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = SHIPPED_CONFIGS / f"{name.removesuffix('.toml')}.toml"
+    if shipped.is_file():
+        return shipped
+    raise ConfigError(
+        f"{name}: no such config file, and no shipped config of that name "
+        f"(shipped: {', '.join(shipped_configs())})"
+    )
+
+
+def shipped_configs() -> list[str]:
+    return sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.toml"))
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from aclstm.config import load_config
+    from aclstm.train.runner import train
+
+    overrides = list(args.cfg_options)
+    if args.amp:
+        overrides.append(f'train.amp="{args.amp}"')
+    if args.compile:
+        overrides.append("train.compile=true")
+    if args.seed is not None:
+        overrides.append(f"train.seed={args.seed}")
+    path = _config_path(args.config)
+    config = load_config(path, overrides)
+    work_dir = Path(args.work_dir or Path("runs") / path.stem)
+    metrics = train(config, work_dir, resume=args.resume, progress=not args.no_progress)
+    if metrics:
+        print(f"val_top1={metrics['val_top1']:.4f} (run folder {work_dir})")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from aclstm.train.runner import evaluate_checkpoint
+
+    overrides = list(args.cfg_options)
+    if args.data:
+        overrides.append(f"data.root={json.dumps(args.data)}")
+    report = evaluate_checkpoint(
+        args.checkpoint, args.split, args.out, overrides, args.batch_size, not args.no_progress
+    )
+    if args.json:
+        return _print_json({k: v for k, v in report.items() if k != "confusion"})
+    print(
+        f"{report['split']}: top-1 {report['top1']:.4f}, top-5 {report['top5']:.4f}, "
+        f"loss {report['loss']:.4f} over {report['clips']} clips"
+        + (f" ({report['skipped']} unreadable clips skipped)" if report["skipped"] else "")
+    )
+    width = max(len(row["class"]) for row in report["per_class"])
+    for row in report["per_class"]:
+        accuracy = "   n/a" if row["top1"] is None else f"{row['top1']:6.3f}"
+        print(f"  {row['class']:<{width}}  {accuracy}  ({row['clips']} clips)")
+    print(f"wrote {report['out']}/report.json and confusion.png")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from aclstm.inference import load_input, topk_predictions
+    from aclstm.train.runner import load_model
+
+    model, meta = load_model(args.checkpoint)
+    clip, label, source = load_input(args.input, meta)
+    predictions = topk_predictions(model, clip, meta["classes"], args.topk)
+    if args.json:
+        answer = {"input": source, "predictions": predictions}
+        if label >= 0:
+            answer["label"] = meta["classes"][label]
+        return _print_json(answer)
+    print(source + (f" (labelled {meta['classes'][label]!r})" if label >= 0 else ""))
+    for p in predictions:
+        print(f"  {p['probability']:6.3f}  {p['class']}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from aclstm.demo import run_demo
+
+    return run_demo(Path(args.work_dir), overrides=list(args.cfg_options))
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value < 1.0:
@@ -146,12 +237,89 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth.add_argument("--format", choices=["jester", "isogd"], default="jester")
     synth.set_defaults(func=_cmd_synth)
+
+    cfg_help = "override config entries, e.g. train.lr=0.01 model.cell=b (TOML values)"
+    train = commands.add_parser(
+        "train",
+        help="train a gesture network from a config",
+        description="Train the network a TOML config describes (tables [model], [data], "
+        "[train]) and write a run folder: last/ and best/ checkpoints, metrics.jsonl, "
+        "TensorBoard logs. CONFIG is a file or a shipped config's name: "
+        + ", ".join(shipped_configs())
+        + ". Under torchrun --nproc_per_node=N it trains data-parallel.",
+    )
+    train.add_argument("config", metavar="CONFIG", help="config file or shipped config name")
+    train.add_argument("--work-dir", metavar="DIR", help="run folder (runs/<config name>)")
+    train.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="CKPT",
+        help="continue the run in --work-dir from its last/ checkpoint (or from CKPT)",
+    )
+    train.add_argument(
+        "--amp", nargs="?", const="bf16", choices=["bf16", "fp16"], help="mixed precision (bf16)"
+    )
+    train.add_argument("--compile", action="store_true", help="torch.compile the network")
+    train.add_argument("--seed", type=int, help="the run's seed (train.seed)")
+    train.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE", help=cfg_help)
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="accuracy, per-class accuracy and confusion matrix of a checkpoint",
+        description="Evaluate a checkpoint folder on a split of the data set it was trained "
+        "on (or another root of the same layout): top-1, top-5, per-class accuracy; writes "
+        "report.json and confusion.png.",
+    )
+    evaluate.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint folder")
+    evaluate.add_argument("--data", metavar="ROOT", help="the data set's root (data.root)")
+    evaluate.add_argument("--split", choices=["val", "test", "train"], default="val")
+    evaluate.add_argument("--out", metavar="DIR", help="(CHECKPOINT/../evaluate-SPLIT)")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=16, help="(16)")
+    evaluate.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
+                          help="override data entries of the stored config")  # fmt: skip
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    predict = commands.add_parser(
+        "predict",
+        help="the most probable classes of one clip",
+        description="Predict the class of one clip with a checkpoint. INPUT is a video file, "
+        "a folder of JPEG frames, or SPLIT:INDEX for a clip of the checkpoint's data set "
+        "(e.g. val:0).",
+    )
+    predict.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint folder")
+    predict.add_argument("input", metavar="INPUT", help="video, frame folder or SPLIT:INDEX")
+    predict.add_argument("--topk", type=_positive_int, default=5, help="(5)")
+    predict.add_argument("--json", action="store_true", help="print JSON")
+    predict.set_defaults(func=_cmd_predict)
+
+    demo = commands.add_parser(
+        "demo",
+        help="generate the synthetic set, train, evaluate and predict, offline",
+        description="The whole pipeline on the built-in synthetic gesture set: generate it "
+        "(unless present), train the demo network with the gated cell, evaluate it, draw "
+        "its curves and confusion matrix, predict a held-out clip, print val_top1=.",
+    )
+    demo.add_argument("--work-dir", default="runs/demo", metavar="DIR", help="(runs/demo)")
+    demo.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE", help=cfg_help)
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, OSError, FloatingPointError) as error:
+        # Bad configs, data, checkpoints and a diverged run: their messages name the file and
+        # what was expected, so print them without a traceback.
+        print(f"aclstm {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from aclstm.nn import ConvLSTM, resolve_cell_name
 
+from .layers import BN_MOMENTUM
 from .mobilenet import PAPER_MOBILENET, MobileNetTop
 from .res3d import Res3D
 
@@ -42,6 +43,7 @@ class GestureNetConfig:
     mobilenet: tuple[tuple[int, int], ...] = PAPER_MOBILENET
     frames: int = 16  # the clip length the preset is meant for; any T >= 2 runs
     size: int = 112  # the input resolution the preset is meant for; any multiple of 16 runs
+    bn_momentum: float = BN_MOMENTUM  # Keras' 0.99 as PyTorch's 0.01; short runs want 0.1
 
     def cells(self) -> list[str]:
         if self.layer_cells is not None:
@@ -90,6 +92,9 @@ class GestureNet(nn.Module):
         )
         self.mobilenet = MobileNetTop(config.lstm_hidden, config.mobilenet)
         self.classifier = nn.Linear(self.mobilenet.out_channels, config.num_classes)
+        for module in self.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.momentum = config.bn_momentum
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -1,11 +1,13 @@
 """The training loop: SGD with the paper's polynomial decay, validation every epoch, atomic
-best/last checkpoints, a JSONL metrics file, and a resume that continues bit for bit."""
+best/last checkpoints, JSONL and TensorBoard logs, a progress bar, and a resume that continues
+bit for bit. Under ``torchrun`` it runs data-parallel (see :mod:`aclstm.train.distributed`)."""
 
 from __future__ import annotations
 
 import json
 import math
 import random
+import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -16,11 +18,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from aclstm.data import collate_skipping
 from aclstm.models import weight_decay_param_groups
 
+from . import distributed
 from .checkpoint import load_training_state, load_weights, save_checkpoint
+from .sampler import StepBatchSampler
 from .schedule import poly_lr
 
 __all__ = ["TrainSettings", "evaluate", "fit"]
@@ -31,23 +36,37 @@ class TrainSettings:
     """The recipe (DESIGN.md §4 by default: SGD 0.9, lr 1e-3 -> 1e-6, power 0.9, wd 1e-4)."""
 
     epochs: int = 30
-    batch_size: int = 16
+    batch_size: int = 16  # clips per optimiser step, over all processes and micro-batches
+    optimizer: str = "sgd"  # the paper's; "adamw" (betas 0.9, 0.999) learns short runs faster
     lr: float = 1e-3
     end_lr: float = 1e-6
     power: float = 0.9
     momentum: float = 0.9
     weight_decay: float = 1e-4  # = Keras l2(5e-5) on kernels
-    accumulate: int = 1  # micro-batches per optimiser step
-    amp: str | None = None  # "bf16" or "fp16" (CUDA)
+    accumulate: int = 1  # micro-batches per optimiser step (per process)
+    amp: str | None = None  # "bf16" (CPU or CUDA) or "fp16" (CUDA)
+    compile: bool = False
+    channels_last: bool = False
     num_workers: int = 0
     seed: int = 0
+    progress: bool = True  # a progress bar on stderr (rank 0)
+    tensorboard: bool = True  # TensorBoard event files in work_dir/tensorboard (rank 0)
 
 
-def _autocast(device: torch.device, amp: str | None):
+def autocast(device: torch.device, amp: str | None):
+    """The autocast context for ``amp`` ("bf16", "fp16" or None)."""
     if amp is None:
         return nullcontext()
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-    return torch.autocast(device.type, dtype=dtype)
+    if amp not in ("bf16", "fp16"):
+        raise ValueError(f"amp must be 'bf16' or 'fp16', got {amp!r}")
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("amp='fp16' needs a CUDA device; use 'bf16' on the CPU")
+    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def _to_device(clips: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    clips = clips.to(device, non_blocking=True)
+    return clips.to(memory_format=torch.channels_last_3d) if channels_last else clips
 
 
 @torch.no_grad()
@@ -58,50 +77,63 @@ def evaluate(
     num_workers: int = 0,
     device: torch.device | str = "cpu",
     amp: str | None = None,
+    channels_last: bool = False,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Top-1 and top-5 accuracy, mean loss and the skipped-clip count over ``dataset``."""
+    """Top-1 and top-5 accuracy, mean loss, the confusion matrix (rows: true class) and the
+    skipped-clip count over ``dataset``. Under torchrun each process reads its share and the
+    sums are combined, so every process returns the whole data set's figures."""
     device = torch.device(device)
+    world, rank = distributed.world_size(), distributed.rank()
     model.eval()
-    loader = DataLoader(dataset, batch_size, num_workers=num_workers, collate_fn=collate_skipping)
-    correct1 = correct5 = seen = skipped = 0
-    loss_sum = 0.0
-    for batch in loader:
-        skipped += batch.skipped
+    shard = torch.utils.data.Subset(dataset, range(rank, len(dataset), world))
+    loader = DataLoader(shard, batch_size, num_workers=num_workers, collate_fn=collate_skipping)
+    num_classes = len(dataset.classes) if hasattr(dataset, "classes") else None
+    confusion = None
+    sums = torch.zeros(5, dtype=torch.float64)  # top1, top5, loss, seen, skipped
+    bar = tqdm(loader, desc="evaluate", leave=False, disable=not progress or rank != 0)
+    for batch in bar:
+        sums[4] += batch.skipped
         if not len(batch.labels):
             continue
-        clips, labels = batch.clips.to(device), batch.labels.to(device)
-        with _autocast(device, amp):
+        clips, labels = _to_device(batch.clips, device, channels_last), batch.labels.to(device)
+        with autocast(device, amp):
             logits = model(clips).float()
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+        if confusion is None:
+            rows = num_classes or logits.shape[1]
+            confusion = torch.zeros(rows, logits.shape[1], dtype=torch.long)
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        correct1 += (top[:, 0] == labels).sum().item()
-        correct5 += (top == labels[:, None]).any(dim=1).sum().item()
-        seen += len(labels)
-    denominator = max(seen, 1)
+        sums[0] += (top[:, 0] == labels).sum().item()
+        sums[1] += (top == labels[:, None]).any(dim=1).sum().item()
+        sums[2] += F.cross_entropy(logits, labels, reduction="sum").item()
+        sums[3] += len(labels)
+        pairs = labels.cpu() * confusion.shape[1] + top[:, 0].cpu()
+        confusion += torch.bincount(pairs, minlength=confusion.numel()).view_as(confusion)
+    if confusion is None:
+        confusion = torch.zeros(num_classes or 0, num_classes or 0, dtype=torch.long)
+    sums = distributed.all_reduce_sum(sums)
+    confusion = distributed.all_reduce_sum(confusion)
+    seen = max(sums[3].item(), 1)
     return {
-        "top1": correct1 / denominator,
-        "top5": correct5 / denominator,
-        "loss": loss_sum / denominator,
-        "clips": seen,
-        "skipped": skipped,
+        "top1": sums[0].item() / seen,
+        "top5": sums[1].item() / seen,
+        "loss": sums[2].item() / seen,
+        "clips": int(sums[3].item()),
+        "skipped": int(sums[4].item()),
+        "confusion": confusion.tolist(),
     }
 
 
-def _rng_state(train_set, sampler_generator: torch.Generator) -> dict[str, Any]:
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "sampler": sampler_generator.get_state(),
-    }
+def _rng_state(train_set) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
     if hasattr(train_set, "rng"):
         state["dataset"] = train_set.rng().getstate()
     return state
 
 
-def _restore_rng(state: dict[str, Any], train_set, sampler_generator: torch.Generator) -> None:
+def _restore_rng(state: dict[str, Any], train_set) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(_as_tuple(state["python"]))
-    sampler_generator.set_state(state["sampler"])
     if "dataset" in state and hasattr(train_set, "rng"):
         train_set.rng().setstate(_as_tuple(state["dataset"]))
 
@@ -111,6 +143,34 @@ def _as_tuple(value):
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
+def _micro_batch(s: TrainSettings, world: int) -> int:
+    per_step = world * s.accumulate
+    if s.batch_size % per_step:
+        raise ValueError(
+            f"batch_size {s.batch_size} does not split into {world} process(es) x "
+            f"{s.accumulate} accumulation step(s)"
+        )
+    return s.batch_size // per_step
+
+
+def make_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
+    """SGD with momentum (the paper) or AdamW, weight decay on kernels only."""
+    groups = weight_decay_param_groups(model, s.weight_decay)
+    if s.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=s.lr, momentum=s.momentum)
+    if s.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=s.lr)
+    raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {s.optimizer!r}")
+
+
+def _tensorboard(work_dir: Path, enabled: bool):
+    if not enabled:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(work_dir / "tensorboard"))
+
+
 def fit(
     model: torch.nn.Module,
     train_set,
@@ -118,118 +178,171 @@ def fit(
     work_dir: str | Path,
     settings: TrainSettings,
     meta: dict[str, Any] | None = None,
-    resume: bool = False,
+    resume: bool | str | Path = False,
     device: torch.device | str = "cpu",
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train ``model`` and return the last epoch's metrics.
 
     Writes ``work_dir/last`` (weights, meta and training state, every epoch),
-    ``work_dir/best`` (the best validation top-1) and ``work_dir/metrics.jsonl``. With
-    ``resume`` it continues from ``work_dir/last``: weights, optimiser, step, epoch and every
-    random stream, so the run ends with the same weights as one never interrupted.
+    ``work_dir/best`` (the best validation top-1), ``work_dir/metrics.jsonl`` and TensorBoard
+    files. With ``resume`` it continues from ``work_dir/last``: weights, optimiser, step,
+    epoch and every random stream, so the run ends with the same weights as one never
+    interrupted (``resume`` may also name another checkpoint folder holding a training
+    state). Under torchrun only rank 0 writes and logs.
     """
     work_dir = Path(work_dir)
     device = torch.device(device)
     s = settings
+    world, rank = distributed.world_size(), distributed.rank()
+    main_process = rank == 0
     torch.manual_seed(s.seed)
     random.seed(s.seed)
-    sampler_generator = torch.Generator().manual_seed(s.seed)
+    sampler = StepBatchSampler(
+        len(train_set), _micro_batch(s, world), s.accumulate, world, rank, s.seed
+    )
+    if sampler.steps_per_epoch == 0:
+        raise ValueError(
+            f"{len(train_set)} training clips make no step of {s.batch_size} clips; "
+            "lower batch_size"
+        )
     loader = DataLoader(
         train_set,
-        s.batch_size,
-        shuffle=True,
-        drop_last=True,
-        generator=sampler_generator,
+        batch_sampler=sampler,
         num_workers=s.num_workers,
         collate_fn=collate_skipping,
         persistent_workers=s.num_workers > 0,
+        pin_memory=device.type == "cuda",
     )
-    steps_per_epoch = len(loader) // s.accumulate
-    if steps_per_epoch == 0:
-        raise ValueError(
-            f"{len(train_set)} training clips make no step of batch "
-            f"{s.batch_size} x {s.accumulate} accumulation"
-        )
-    total_steps = s.epochs * steps_per_epoch
+    total_steps = s.epochs * sampler.steps_per_epoch
     model.to(device)
-    optimizer = torch.optim.SGD(
-        weight_decay_param_groups(model, s.weight_decay), lr=s.lr, momentum=s.momentum
-    )
+    if s.channels_last:
+        model.to_channels_last()
+    optimizer = make_optimizer(model, s)
     scaler = torch.amp.GradScaler(device.type, enabled=s.amp == "fp16")
     meta = {**(meta or {}), "settings": asdict(s)}
     step, start_epoch, best_top1 = 0, 0, -1.0
     if resume:
-        last = work_dir / "last"
+        last = work_dir / "last" if resume is True else Path(resume)
         load_weights(last, model)
         state = load_training_state(last)
         optimizer.load_state_dict(state["optimizer"])
         step, start_epoch, best_top1 = state["step"], state["epoch"], state["best_top1"]
-        _restore_rng(state["rng"], train_set, sampler_generator)
+        _restore_rng(state["rng"], train_set)
         log(f"resumed from {last} at epoch {start_epoch}, step {step}")
+    net = distributed.wrap(model, device)
+    if s.compile:
+        net = torch.compile(net)
+    board = _tensorboard(work_dir, s.tensorboard and main_process)
+    if main_process and not resume:
+        (work_dir / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run, fresh records
 
     metrics: dict[str, Any] = {}
     for epoch in range(start_epoch, s.epochs):
         model.train()
+        sampler.set_epoch(epoch)
         started = time.perf_counter()
-        loss_sum = correct = seen = skipped = 0
-        for micro, batch in enumerate(loader):
-            skipped += batch.skipped
+        totals = torch.zeros(4, dtype=torch.float64)  # loss sum, correct, seen, skipped
+        bar = tqdm(
+            loader,
+            desc=f"epoch {epoch + 1}/{s.epochs}",
+            unit="batch",
+            leave=False,
+            file=sys.stderr,
+            disable=not (s.progress and main_process),
+        )
+        for micro, batch in enumerate(bar):
+            totals[3] += batch.skipped
             if not len(batch.labels):
                 continue
-            clips, labels = batch.clips.to(device), batch.labels.to(device)
-            with _autocast(device, s.amp):
-                logits = model(clips)
-                loss = F.cross_entropy(logits.float(), labels)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(
-                    f"non-finite loss {loss_value} at epoch {epoch}, step {step}; the last "
-                    f"good checkpoint is {work_dir / 'last'}"
-                )
-            scaler.scale(loss / s.accumulate).backward()
-            loss_sum += loss_value * len(labels)
-            correct += (logits.argmax(1) == labels).sum().item()
-            seen += len(labels)
-            if (micro + 1) % s.accumulate == 0:
+            clips = _to_device(batch.clips, device, s.channels_last)
+            labels = batch.labels.to(device)
+            last_micro = (micro + 1) % s.accumulate == 0
+            sync = nullcontext() if last_micro or world == 1 else net.no_sync()
+            with sync:
+                with autocast(device, s.amp):
+                    logits = net(clips)
+                    loss = F.cross_entropy(logits.float(), labels)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise FloatingPointError(
+                        f"non-finite loss {loss_value} at epoch {epoch + 1}, step {step}; the "
+                        f"last good checkpoint is {work_dir / 'last'}"
+                    )
+                scaler.scale(loss / s.accumulate).backward()
+            totals[0] += loss_value * len(labels)
+            totals[1] += (logits.argmax(1) == labels).sum().item()
+            totals[2] += len(labels)
+            if last_micro:
+                lr = poly_lr(step, total_steps, s.lr, s.end_lr, s.power)
                 for group in optimizer.param_groups:
-                    group["lr"] = poly_lr(step, total_steps, s.lr, s.end_lr, s.power)
+                    group["lr"] = lr
                 scaler.step(optimizer)
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
+                if board is not None:
+                    board.add_scalar("train/loss", loss_value, step)
+                    board.add_scalar("train/lr", lr, step)
+            seen = max(totals[2].item(), 1)
+            bar.set_postfix(
+                loss=f"{totals[0].item() / seen:.3f}",
+                acc=f"{totals[1].item() / seen:.3f}",
+                clips_s=f"{seen * world / (time.perf_counter() - started):.1f}",
+            )
+        bar.close()
+        totals = distributed.all_reduce_sum(totals)
         elapsed = time.perf_counter() - started
-        val = evaluate(model, val_set, s.batch_size, s.num_workers, device, s.amp)
+        val = evaluate(
+            model, val_set, max(1, s.batch_size // world), s.num_workers, device, s.amp,
+            s.channels_last, progress=s.progress,
+        )  # fmt: skip
+        seen = max(totals[2].item(), 1)
         metrics = {
             "epoch": epoch + 1,
             "step": step,
             "lr": poly_lr(step, total_steps, s.lr, s.end_lr, s.power),
-            "train_loss": loss_sum / max(seen, 1),
-            "train_top1": correct / max(seen, 1),
-            "train_clips_per_s": seen / elapsed,
-            "train_skipped": skipped,
+            "train_loss": totals[0].item() / seen,
+            "train_top1": totals[1].item() / seen,
+            "train_clips_per_s": totals[2].item() / elapsed,
+            "train_skipped": int(totals[3].item()),
             "val_top1": val["top1"],
             "val_top5": val["top5"],
             "val_loss": val["loss"],
             "val_skipped": val["skipped"],
+            "epoch_seconds": elapsed,
         }
         best_top1 = max(best_top1, val["top1"])
-        state = {
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "epoch": epoch + 1,
-            "best_top1": best_top1,
-            "rng": _rng_state(train_set, sampler_generator),
-        }
-        save_checkpoint(work_dir / "last", model, {**meta, "metrics": metrics}, state)
-        if val["top1"] >= best_top1:
-            save_checkpoint(work_dir / "best", model, {**meta, "metrics": metrics})
-        with open(work_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(metrics) + "\n")
-        note = f", skipped {skipped} unreadable clips" if skipped else ""
-        log(
-            f"epoch {epoch + 1}/{s.epochs}: loss {metrics['train_loss']:.3f}, "
-            f"train top-1 {metrics['train_top1']:.3f}, val top-1 {val['top1']:.3f}, "
-            f"{metrics['train_clips_per_s']:.1f} clips/s{note}"
-        )
+        if main_process:
+            state = {
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "epoch": epoch + 1,
+                "best_top1": best_top1,
+                "rng": _rng_state(train_set),
+            }
+            save_checkpoint(work_dir / "last", model, {**meta, "metrics": metrics}, state)
+            if val["top1"] >= best_top1:
+                save_checkpoint(work_dir / "best", model, {**meta, "metrics": metrics})
+            with open(work_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+            if board is not None:
+                for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5"):
+                    board.add_scalar(key.replace("_", "/", 1), metrics[key], epoch + 1)
+                board.flush()
+            skipped = metrics["train_skipped"] + metrics["val_skipped"]
+            note = (
+                f", skipped {metrics['train_skipped']} train + {metrics['val_skipped']} val "
+                "unreadable clips"
+                if skipped
+                else ""
+            )
+            log(
+                f"epoch {epoch + 1}/{s.epochs}: loss {metrics['train_loss']:.3f}, "
+                f"train top-1 {metrics['train_top1']:.3f}, val top-1 {val['top1']:.3f}, "
+                f"{metrics['train_clips_per_s']:.1f} clips/s, {elapsed:.0f} s{note}"
+            )
+        distributed.barrier()
+    if board is not None:
+        board.close()
     return metrics

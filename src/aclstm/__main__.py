@@ -1,0 +1,7 @@
+"""``python -m aclstm`` is the ``aclstm`` command."""
+
+import sys
+
+from aclstm.cli import main
+
+sys.exit(main())

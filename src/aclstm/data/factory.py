@@ -1,0 +1,120 @@
+"""Datasets from a run configuration's ``[data]`` table: one function for every command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .clips import ClipDataset
+from .folder import ClipFolderDataset
+from .io import DataError
+from .jester import JesterDataset
+from .lists import IsoGDDataset, RawFrameListDataset
+from .transforms import MEANS
+
+__all__ = ["DATASETS", "build_dataset", "ensure_synthetic_set", "modality_mean"]
+
+DATASETS = ("jester", "synth", "isogd", "rawframes", "folder")
+
+# The split names each layout uses for "train", "val" and "test".
+_SPLITS = {
+    "jester": {"train": "train", "val": "validation", "test": "test"},
+    "synth": {"train": "train", "val": "validation", "test": "test"},
+    "isogd": {"train": "train", "val": "valid", "test": "test"},
+    "folder": {"train": "train", "val": "val", "test": "test"},
+}
+
+
+def modality_mean(data) -> tuple[float, ...]:
+    """The mean to subtract: the config's, else the released code's for the data set."""
+    if data.mean is not None:
+        return tuple(data.mean)
+    if data.dataset == "isogd":
+        return MEANS[f"isogd_{data.modality}"]
+    if data.modality != "rgb":
+        raise ValueError(
+            f"data.modality {data.modality!r} needs data.mean for the {data.dataset!r} data set"
+        )
+    return MEANS["jester_rgb"]
+
+
+def ensure_synthetic_set(data, workers: int | None = None, log=print) -> bool:
+    """Generate the synthetic set at ``data.root`` unless its labels file is there already.
+    Returns True when it generated one."""
+    from .synth import SynthSpec, write_synthetic_set
+
+    root = Path(data.root)
+    if (root / "jester-v1-labels.csv").is_file():
+        return False
+    spec = SynthSpec(
+        clips_per_class=data.synth.clips_per_class,
+        val_fraction=data.synth.val_fraction,
+        test_fraction=data.synth.test_fraction,
+        seed=data.synth.seed,
+    )
+    log(f"generating the synthetic gesture set at {root} ({spec.clips_per_class} clips/class)")
+    write_synthetic_set(root, spec, workers=workers or _cpu_count())
+    return True
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def build_dataset(
+    data,
+    split: str,
+    clip_len: int,
+    size: int,
+    training: bool | None = None,
+    seed: int | None = None,
+) -> ClipDataset:
+    """The ``split`` ("train", "val" or "test") of the configured data set, as clips of
+    ``clip_len`` frames at ``size`` x ``size``; ``training`` (default: split == "train") picks
+    jittered sampling and a random crop."""
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be train, val or test, got {split!r}")
+    if data.dataset not in DATASETS:
+        raise ValueError(f"data.dataset must be one of {', '.join(DATASETS)}; got {data.dataset!r}")
+    if not data.root and data.dataset != "rawframes":
+        raise ValueError(f"data.root is empty: where does the {data.dataset!r} data set lie?")
+    training = split == "train" if training is None else training
+    common = {
+        "clip_len": clip_len,
+        "size": size,
+        "training": training,
+        "on_error": data.on_error,
+        "seed": seed,
+    }
+    explicit = {"train": data.train_split, "val": data.val_split}.get(split)
+    if data.dataset == "rawframes":
+        return _rawframes(data, split, common)
+    name = explicit or _SPLITS[data.dataset][split]
+    if data.dataset in ("jester", "synth"):
+        return JesterDataset(data.root, name, **common)
+    if data.dataset == "isogd":
+        return IsoGDDataset(data.root, name, data.modality, **common)
+    return ClipFolderDataset(Path(data.root) / name, mean=modality_mean(data), **common)
+
+
+def _rawframes(data, split: str, common: dict) -> RawFrameListDataset:
+    list_file = {"train": data.train_list, "val": data.val_list}.get(split)
+    if list_file is None:
+        raise ValueError(f"data.dataset = 'rawframes' needs data.{split}_list")
+    prefix = None
+    if data.path_prefix is not None:
+        if len(data.path_prefix) != 2:
+            raise ValueError(f"data.path_prefix must be [old, new], got {data.path_prefix!r}")
+        prefix = (data.path_prefix[0], data.path_prefix[1])
+    if not Path(list_file).is_file():
+        raise DataError(list_file, "list file not found")
+    return RawFrameListDataset(
+        list_file,
+        classes=data.classes,
+        mean=modality_mean(data),
+        data_root=data.root or None,
+        path_prefix=prefix,
+        template=data.template,
+        **common,
+    )

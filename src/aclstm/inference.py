@@ -1,0 +1,64 @@
+"""Predictions of a trained checkpoint on one clip: a video file, a folder of frames, or a clip
+of the data set the checkpoint was trained on (``SPLIT:INDEX``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aclstm.data.clips import ClipDataset, ClipRecord
+from aclstm.data.io import DataError
+
+__all__ = ["load_input", "topk_predictions"]
+
+
+def _dataset_clip(spec: str, meta: dict[str, Any]) -> tuple[torch.Tensor, int, str]:
+    from aclstm.config import config_from_dict
+    from aclstm.data.factory import build_dataset
+
+    split, _, index_text = spec.partition(":")
+    if split not in ("train", "val", "test") or not index_text.isdigit():
+        raise ValueError(
+            f"INPUT {spec!r} is neither a file, a folder, nor SPLIT:INDEX (e.g. val:0)"
+        )
+    config = config_from_dict(meta["config"], "checkpoint meta.json")
+    dataset = build_dataset(config.data, split, meta["clip_len"], meta["size"], training=False)
+    index = int(index_text)
+    if index >= len(dataset):
+        raise ValueError(f"{split} split has {len(dataset)} clips; index {index} is past its end")
+    clip, label = dataset[index]
+    return clip, label, str(dataset.records[index].source)
+
+
+def load_input(source: str, meta: dict[str, Any]) -> tuple[torch.Tensor, int, str]:
+    """``(clip (C, T, H, W), label or -1, where it came from)`` preprocessed as the checkpoint
+    was trained: its clip length, size and mean, evaluation-mode sampling and crop."""
+    path = Path(source)
+    if not path.exists():
+        return _dataset_clip(source, meta)
+    if path.is_dir():
+        record = ClipRecord(path, -1, template=None)  # the folder's JPEGs in name order
+    elif ClipRecord(path, -1).is_video:
+        record = ClipRecord(path, -1)
+    else:
+        raise DataError(path, "expected a video file (.mp4, .avi, .webm, .mkv) or a frame folder")
+    dataset = ClipDataset(
+        [record], meta["classes"], meta["clip_len"], meta["size"], tuple(meta["mean"])
+    )
+    return dataset.load(0), -1, str(path)
+
+
+@torch.no_grad()
+def topk_predictions(
+    model: torch.nn.Module, clip: torch.Tensor, classes: list[str], k: int = 5
+) -> list[dict[str, Any]]:
+    """The ``k`` most probable classes of one clip, most probable first."""
+    device = next(model.parameters()).device
+    probabilities = model(clip.unsqueeze(0).to(device)).float().softmax(dim=1)[0].cpu()
+    values, indices = probabilities.topk(min(k, len(classes)))
+    return [
+        {"class": classes[i], "index": int(i), "probability": float(p)}
+        for p, i in zip(values.tolist(), indices.tolist(), strict=True)
+    ]
