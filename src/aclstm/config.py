@@ -176,6 +176,11 @@ def _build(cls: type, values: dict[str, Any], where: str, source: str):
 
 def _model_section(values: dict[str, Any], source: str) -> ModelConfig:
     values = dict(values)
+    own = [k for k in ModelConfig.__dataclass_fields__ if k != "overrides"]
+    for key in values:
+        if key not in own and key not in _NETWORK_FIELDS:
+            known = ", ".join([*own, *sorted(_NETWORK_FIELDS)])
+            raise ConfigError(f"{source}: [model] unknown key {key!r} (known: {known})")
     network = {k: values.pop(k) for k in list(values) if k in _NETWORK_FIELDS}
     hints = typing.get_type_hints(GestureNetConfig)
     for key, value in network.items():

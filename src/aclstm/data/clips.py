@@ -73,26 +73,33 @@ class ClipDataset(Dataset):
         self.training = training
         self.on_error = on_error
         self.seed = seed
+        self.epoch = 0
         self._rng: random.Random | None = None
         self._rng_worker: int | None = -1
         self._frame_counts: dict[Path, int] = {}  # frames per clip folder, read from disk
 
-    def rng(self) -> random.Random:
-        """The random stream of this process: ``seed`` in the main process, and in a
-        DataLoader worker the worker's own torch seed, so workers do not share jitter."""
+    def set_epoch(self, epoch: int) -> None:
+        """Training draws of a seeded data set depend on (seed, epoch, clip index) only."""
+        self.epoch = epoch
+
+    def rng(self, index: int) -> random.Random:
+        """The random draws (temporal jitter, crop) of clip ``index``. Seeded: a stream of its
+        own for (seed, epoch, index), so a clip gets the same draws whichever process or
+        worker reads it, and a resumed run replays them. Unseeded: one stream per process."""
+        if self.seed is not None:
+            return random.Random((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index)
         info = get_worker_info()
         worker = None if info is None else info.id
         if self._rng is None or worker != self._rng_worker:
-            self._rng = random.Random(self.seed if info is None else info.seed)
+            self._rng = random.Random(None if info is None else info.seed)
             self._rng_worker = worker
         return self._rng
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def read_frames(self, record: ClipRecord) -> list[np.ndarray]:
+    def read_frames(self, record: ClipRecord, rng: random.Random) -> list[np.ndarray]:
         """The sampled frames of one clip, uint8 (H, W, 3)."""
-        rng = self.rng()
         if record.is_video:
             frames = read_video(record.source)
             return [
@@ -118,12 +125,13 @@ class ClipDataset(Dataset):
 
     def load(self, index: int) -> torch.Tensor:
         record = self.records[index]
-        frames = self.read_frames(record)
+        rng = self.rng(index)
+        frames = self.read_frames(record, rng)
         shapes = {f.shape for f in frames}
         if len(shapes) > 1:
             raise DataError(record.source, f"frames differ in size: {sorted(shapes)}")
         clip = torch.from_numpy(np.stack(frames))[..., : len(self.mean)]  # depth: 1 channel
-        return prepare_clip(clip, self.size, self.mean, self.training, self.rng())
+        return prepare_clip(clip, self.size, self.mean, self.training, rng)
 
     def __getitem__(self, index: int):
         try:

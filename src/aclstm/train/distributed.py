@@ -14,10 +14,12 @@ from torch import nn
 
 __all__ = [
     "all_reduce_sum",
+    "average_buffers",
     "barrier",
     "device_for_process",
     "init_from_env",
     "rank",
+    "replicas_agree",
     "shutdown",
     "world_size",
     "wrap",
@@ -77,6 +79,32 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     total = tensor.to(backend_device, copy=True)
     dist.all_reduce(total)
     return total.to(tensor.device)
+
+
+def average_buffers(model: nn.Module) -> None:
+    """Average floating-point buffers (BatchNorm running statistics) over processes: each
+    process saw only its share of the batches, and the saved model should have seen all."""
+    if not dist.is_initialized():
+        return
+    world = world_size()
+    for buffer in model.buffers():
+        if buffer.is_floating_point():
+            buffer.copy_(all_reduce_sum(buffer) / world)
+
+
+def replicas_agree(model: nn.Module) -> bool:
+    """Do all processes hold the same weights? (Compares exact fingerprints of every tensor.)"""
+    if not dist.is_initialized():
+        return True
+    tensors = [t.detach().double().flatten() for t in model.state_dict().values()]
+    flat = torch.cat(tensors).cpu()
+    ramp = torch.linspace(1.0, 2.0, len(flat), dtype=torch.float64)
+    fingerprint = torch.stack([flat.sum(), (flat * flat).sum(), (flat * ramp).sum()])
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    highest, lowest = fingerprint.to(device), fingerprint.to(device, copy=True)
+    dist.all_reduce(highest, op=dist.ReduceOp.MAX)
+    dist.all_reduce(lowest, op=dist.ReduceOp.MIN)
+    return torch.equal(highest, lowest)
 
 
 def barrier() -> None:

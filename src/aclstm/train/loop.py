@@ -124,18 +124,14 @@ def evaluate(
     }
 
 
-def _rng_state(train_set) -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if hasattr(train_set, "rng"):
-        state["dataset"] = train_set.rng().getstate()
-    return state
+def _rng_state() -> dict[str, Any]:
+    """The global streams; a seeded data set's draws follow from (seed, epoch, index)."""
+    return {"torch": torch.get_rng_state(), "python": random.getstate()}
 
 
-def _restore_rng(state: dict[str, Any], train_set) -> None:
+def _restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(_as_tuple(state["python"]))
-    if "dataset" in state and hasattr(train_set, "rng"):
-        train_set.rng().setstate(_as_tuple(state["dataset"]))
 
 
 def _as_tuple(value):
@@ -211,7 +207,6 @@ def fit(
         batch_sampler=sampler,
         num_workers=s.num_workers,
         collate_fn=collate_skipping,
-        persistent_workers=s.num_workers > 0,
         pin_memory=device.type == "cuda",
     )
     total_steps = s.epochs * sampler.steps_per_epoch
@@ -228,7 +223,7 @@ def fit(
         state = load_training_state(last)
         optimizer.load_state_dict(state["optimizer"])
         step, start_epoch, best_top1 = state["step"], state["epoch"], state["best_top1"]
-        _restore_rng(state["rng"], train_set)
+        _restore_rng(state["rng"])
         log(f"resumed from {last} at epoch {start_epoch}, step {step}")
     net = distributed.wrap(model, device)
     if s.compile:
@@ -241,6 +236,8 @@ def fit(
     for epoch in range(start_epoch, s.epochs):
         model.train()
         sampler.set_epoch(epoch)
+        if hasattr(train_set, "set_epoch"):  # workers start afresh each epoch and see it
+            train_set.set_epoch(epoch)
         started = time.perf_counter()
         totals = torch.zeros(4, dtype=torch.float64)  # loss sum, correct, seen, skipped
         bar = tqdm(
@@ -292,6 +289,7 @@ def fit(
             )
         bar.close()
         totals = distributed.all_reduce_sum(totals)
+        distributed.average_buffers(model)
         elapsed = time.perf_counter() - started
         val = evaluate(
             model, val_set, max(1, s.batch_size // world), s.num_workers, device, s.amp,
@@ -319,7 +317,7 @@ def fit(
                 "step": step,
                 "epoch": epoch + 1,
                 "best_top1": best_top1,
-                "rng": _rng_state(train_set),
+                "rng": _rng_state(),
             }
             save_checkpoint(work_dir / "last", model, {**meta, "metrics": metrics}, state)
             if val["top1"] >= best_top1:
@@ -345,4 +343,8 @@ def fit(
         distributed.barrier()
     if board is not None:
         board.close()
+    if world > 1:
+        if not distributed.replicas_agree(model):
+            raise RuntimeError(f"the {world} processes ended with different weights")
+        log(f"weights identical on all {world} processes")
     return metrics

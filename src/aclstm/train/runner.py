@@ -116,8 +116,7 @@ def train(
         torch.manual_seed(config.train.seed)  # the initial weights
         probe = build_model(config, num_classes=1).config
         frames, size = probe.frames, probe.size
-        seed = config.train.seed + 1000 * distributed.rank()
-        train_set = build_dataset(config.data, "train", frames, size, seed=seed)
+        train_set = build_dataset(config.data, "train", frames, size, seed=config.train.seed)
         val_set = build_dataset(config.data, "val", frames, size)
         if val_set.classes != train_set.classes:
             raise ValueError("the train and val splits name different classes")

@@ -1,0 +1,176 @@
+"""The aclstm command end to end: train, evaluate, predict, resume, torchrun, and --help."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import simplejpeg
+import torch
+from safetensors.torch import load_file
+
+from aclstm.cli import build_parser, main
+from aclstm.data.synth import SynthSpec, render_clip, write_synthetic_set
+from aclstm.data.video import write_video
+
+COMMANDS = ["complexity", "synth", "train", "evaluate", "predict", "demo"]
+
+
+def tiny_run_options(root, epochs=2, batch_size=6, extra=()):
+    return [
+        "--no-progress",
+        "--cfg-options",
+        "model.preset=tiny",
+        "model.frames=4",
+        "model.size=32",
+        "model.bn_momentum=0.1",
+        "data.dataset=synth",
+        f"data.root={json.dumps(str(root))}",
+        "data.num_workers=0",
+        f"train.epochs={epochs}",
+        f"train.batch_size={batch_size}",
+        "train.optimizer=adamw",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    write_synthetic_set(root, SynthSpec(clips_per_class=2, val_fraction=0.5, seed=3))
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, synth_root):
+    run = tmp_path_factory.mktemp("run")
+    assert main(["train", "synth_demo", "--work-dir", str(run), *tiny_run_options(synth_root)]) == 0
+    return run
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: aclstm {command}")
+    assert len(out.splitlines()) > 5
+
+
+def test_the_parser_knows_every_command():
+    choices = build_parser()._subparsers._group_actions[0].choices
+    assert sorted(choices) == sorted(COMMANDS)
+
+
+def test_train_writes_a_complete_run_folder(trained, capsys):
+    records = [json.loads(x) for x in (trained / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    for folder in ("last", "best"):
+        meta = json.loads((trained / folder / "meta.json").read_text())
+        assert meta["classes"][0] == "Swiping Left" and len(meta["classes"]) == 27
+        assert (meta["clip_len"], meta["size"], meta["cell"]) == (4, 32, "gated")
+        assert meta["network"]["lstm_hidden"] == 64
+    assert (trained / "last" / "state.pt").exists()
+    assert any((trained / "tensorboard").iterdir())
+    assert json.loads((trained / "config.json").read_text())["train"]["epochs"] == 2
+
+
+def test_evaluate_reports_per_class_accuracy_and_draws_the_confusion_matrix(trained, capsys):
+    out = trained / "eval"
+    assert main(["evaluate", str(trained / "last"), "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "top-1" in printed and "Drumming Fingers" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["clips"] == 27 and len(report["per_class"]) == 27
+    confusion = torch.tensor(report["confusion"])
+    assert confusion.shape == (27, 27) and confusion.sum() == 27
+    assert report["top1"] == pytest.approx(confusion.diag().sum().item() / 27)
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_predict_reads_a_video_a_frame_folder_and_a_dataset_clip(trained, tmp_path, capsys):
+    frames, _ = render_clip(1, seed=11, num_frames=12)
+    video = tmp_path / "clip.avi"
+    write_video(video, frames)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k, frame in enumerate(frames, 1):
+        (folder / f"img_{k:03d}.jpg").write_bytes(simplejpeg.encode_jpeg(frame))
+    for source in (str(video), str(folder), "val:3"):
+        assert main(["predict", str(trained / "last"), source, "--topk", "3", "--json"]) == 0
+        answer = json.loads(capsys.readouterr().out)
+        probabilities = [p["probability"] for p in answer["predictions"]]
+        assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
+        assert 0 < sum(probabilities) <= 1 + 1e-6
+    assert answer["label"] == "Swiping Up"  # val:3: the validation clip of class 3
+    assert main(["predict", str(trained / "last"), str(video)]) == 0
+    assert str(video) in capsys.readouterr().out
+
+
+def test_resume_continues_the_run(tmp_path, synth_root):
+    run = tmp_path / "run"
+    options = tiny_run_options(synth_root, epochs=1)
+    assert main(["train", "synth_demo", "--work-dir", str(run), *options]) == 0
+    more = tiny_run_options(synth_root, epochs=2)
+    assert main(["train", "synth_demo", "--work-dir", str(run), "--resume", *more]) == 0
+    epochs = [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "no_such_config"], "no such config file, and no shipped config"),
+        (["train", "synth_demo", "--cfg-options", "train.lrr=1"], "unknown key 'lrr'"),
+        (["evaluate", "no/such/run"], "meta.json: not found"),
+        (["predict", "no/such/run", "x.avi"], "meta.json: not found"),
+    ],
+)
+def test_mistakes_exit_2_with_a_message_not_a_traceback(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_match_one_process_with_the_same_global_batch(
+    tmp_path, synth_root
+):
+    """2 gloo processes x micro-batch 3 == 1 process x 2 accumulated micro-batches of 3.
+
+    The learned parameters agree; BatchNorm's running statistics differ by construction (one
+    process updates them micro-batch after micro-batch, two processes average theirs)."""
+    # SGD: AdamW's normalised steps would magnify rounding differences of near-zero gradients.
+    options = tiny_run_options(synth_root, epochs=1, batch_size=6, extra=["train.optimizer=sgd"])
+    single = tmp_path / "single"
+    assert main(["train", "synth_demo", "--work-dir", str(single), *options,
+                 "train.accumulate=2"]) == 0  # fmt: skip
+    ddp = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         f"--master_port={_free_port()}", "-m", "aclstm", "train", "synth_demo",
+         "--work-dir", str(ddp), *options],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 process(es)" in result.stdout
+    assert "weights identical on all 2 processes" in result.stdout
+    a = load_file(str(single / "last" / "model.safetensors"))
+    b = load_file(str(ddp / "last" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    parameters = [k for k in a if not k.endswith(("running_mean", "running_var", "tracked"))]
+    assert len(parameters) > 50
+    for key in parameters:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5, msg=key)
