@@ -100,3 +100,19 @@ def test_evaluate_counts_top1_and_top5():
     model = create("tiny", num_classes=6)
     result = evaluate(model, data, batch_size=4)
     assert result["clips"] == 6 and 0 <= result["top1"] <= result["top5"] <= 1
+
+
+def test_skipped_clips_are_counted_and_reported_at_the_end_of_the_epoch(tmp_path):
+    root = tmp_path / "data"
+    write_synthetic_set(root, SynthSpec(clips_per_class=1, val_fraction=0.0, seed=2))
+    for clip in ("00001", "00002", "00003"):  # three unreadable clips: no JPEG is readable
+        for frame in (root / "20bn-jester-v1" / clip).iterdir():
+            frame.write_bytes(b"not a jpeg")
+    train = JesterDataset(root, "train", clip_len=4, size=32, on_error="skip", seed=0)
+    val = JesterDataset(root, "train", clip_len=4, size=32, training=False, on_error="skip")
+    logs = []
+    settings = TrainSettings(epochs=1, batch_size=9, progress=False, tensorboard=False)
+    metrics = fit(create("tiny", num_classes=27), train, val, tmp_path / "run", settings,
+                  log=logs.append)  # fmt: skip
+    assert metrics["train_skipped"] == 3 and metrics["val_skipped"] == 3
+    assert "skipped 3 train + 3 val unreadable clips" in logs[-1]

@@ -120,12 +120,15 @@ def _poses(name: str, n: int, rng: np.random.Generator) -> list[HandPose | None]
     return poses
 
 
+_YS, _XS = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)  # pixel coordinates
+
+
 class _Canvas:
     """Float RGB image with anti-aliased, alpha-blended ellipses."""
 
     def __init__(self, image: np.ndarray) -> None:
         self.image = image
-        self.ys, self.xs = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+        self.ys, self.xs = _YS, _XS
 
     def ellipse(self, cx, cy, rx, ry, angle, colour) -> None:
         r = max(rx, ry) + 2
@@ -186,9 +189,12 @@ def _background(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return (pattern + grad).astype(np.float32), drift
 
 
-def render_clip(label: int, seed: int | tuple[int, ...], num_frames: int | None = None):
+def render_clip(
+    label: int, seed: int | tuple[int, ...], num_frames: int | None = None, depth: bool = True
+):
     """Frames (T, 100, 176, 3) uint8 of one clip of class ``label``, and its depth maps
-    (T, 100, 176) uint8 (near is bright), from a seed: the same seed, the same clip."""
+    (T, 100, 176) uint8 (near is bright; None unless ``depth``), from a seed: the same seed,
+    the same clip."""
     rng = np.random.default_rng(seed)
     name = JESTER_CLASSES[label]
     n = num_frames or int(rng.integers(24, 49))
@@ -209,24 +215,33 @@ def render_clip(label: int, seed: int | tuple[int, ...], num_frames: int | None 
     blob_v = rng.normal(0, 1.2, size=2)
     blob_colour = rng.uniform(30, 230, size=3)
     frames = np.empty((n, HEIGHT, WIDTH, 3), np.uint8)
-    depth = np.empty((n, HEIGHT, WIDTH), np.uint8)
+    depths = np.empty((n, HEIGHT, WIDTH), np.uint8) if depth else None
     for k, pose in enumerate(poses):
         ox, oy = (np.clip(10 + drift * k, 0, 20)).astype(int)
         canvas = _Canvas(pattern[oy : oy + HEIGHT, ox : ox + WIDTH].copy())
         blob = np.clip(blob + blob_v, [5, 5], [WIDTH - 5, HEIGHT - 5])
         canvas.ellipse(*blob, 5, 4, 0.0, blob_colour)
-        hand = np.zeros((HEIGHT, WIDTH, 1), np.float32)
         if pose is not None:
             _draw_hand(canvas, pose, skin, shape)
-            mask = _Canvas(hand)
-            _draw_hand(mask, pose, np.ones(1, np.float32), shape)
-        image = canvas.image * light[k] + rng.normal(0, 4.0, size=canvas.image.shape)
+        noise = rng.standard_normal(canvas.image.shape, dtype=np.float32)
+        image = canvas.image * light[k] + 4.0 * noise
         frames[k] = np.clip(image, 0, 255).astype(np.uint8)
-        scale = pose.scale if pose is not None else 1.0
-        near = 60 + 120 * np.clip(scale - 0.5, 0, 1)
-        d = 40 + 10 * (canvas.ys / HEIGHT) + hand[..., 0] * near
-        depth[k] = np.clip(d + rng.normal(0, 2.0, size=d.shape), 0, 255).astype(np.uint8)
-    return frames, depth
+        if depths is not None:
+            depths[k] = _depth_map(pose, rng, shape)
+    return frames, depths
+
+
+def _depth_map(pose: HandPose | None, rng: np.random.Generator, shape: np.ndarray) -> np.ndarray:
+    """A depth frame: a floor sloping away upwards, the hand nearer the bigger it is."""
+    hand = np.zeros((HEIGHT, WIDTH, 1), np.float32)
+    scale = 1.0
+    if pose is not None:
+        _draw_hand(_Canvas(hand), pose, np.ones(1, np.float32), shape)
+        scale = pose.scale
+    near = 60 + 120 * np.clip(scale - 0.5, 0, 1)
+    d = 40 + 10 * (_YS / HEIGHT) + hand[..., 0] * near
+    noise = rng.standard_normal(d.shape, dtype=np.float32)
+    return np.clip(d + 2.0 * noise, 0, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -249,7 +264,7 @@ class SynthSpec:
 
 def _clip_job(args: tuple) -> tuple[str, int, str, int]:
     out, spec, label, index, clip_id = args
-    frames, depth = render_clip(label, (spec.seed, label, index))
+    frames, depth = render_clip(label, (spec.seed, label, index), depth=spec.format == "isogd")
     quality = int(np.random.default_rng((spec.seed, label, index, 1)).integers(70, 96))
     if spec.format == "jester":
         folder = Path(out) / "20bn-jester-v1" / clip_id
