@@ -110,3 +110,24 @@ def test_synth_command(tmp_path, capsys):
     assert (tmp_path / "jester-v1-labels.csv").read_text().splitlines() == JESTER_CLASSES
     with pytest.raises(SystemExit):
         main(["synth", str(tmp_path), "--val-fraction", "1.5"])
+
+
+def test_a_class_subset_writes_only_those_classes_in_that_order(tmp_path):
+    spec = SynthSpec(clips_per_class=2, val_fraction=0.5, seed=1, classes=(3, 0))
+    write_synthetic_set(tmp_path, spec)
+    assert (tmp_path / "jester-v1-labels.csv").read_text().splitlines() == [
+        "Swiping Up",
+        "Swiping Left",
+    ]
+    train = JesterDataset(tmp_path, "train", clip_len=4, size=32)
+    assert train.classes == ["Swiping Up", "Swiping Left"]
+    assert sorted(r.label for r in train.records) == [0, 1]
+    # A clip renders the same whatever subset it is written in.
+    full = tmp_path / "full"
+    write_synthetic_set(full, SynthSpec(clips_per_class=2, val_fraction=0.5, seed=1))
+    clip = "00007"  # Swiping Up, first clip
+    assert (tmp_path / "20bn-jester-v1" / clip / "00001.jpg").read_bytes() == (
+        full / "20bn-jester-v1" / clip / "00001.jpg"
+    ).read_bytes()
+    with pytest.raises(ValueError, match="distinct indices"):
+        write_synthetic_set(tmp_path / "bad", SynthSpec(classes=(0, 27)))

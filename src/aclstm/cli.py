@@ -81,6 +81,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction,
         seed=args.seed,
         format=args.format,
+        classes=args.classes,
     )
     start = time.perf_counter()
     counts = write_synthetic_set(args.out_dir, spec, workers=args.workers)
@@ -181,6 +182,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.work_dir), overrides=list(args.cfg_options))
 
 
+def _index_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected indices like 0,1,2, got {text!r}") from None
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value < 1.0:
@@ -236,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="processes rendering in parallel (all cores)",
     )
     synth.add_argument("--format", choices=["jester", "isogd"], default="jester")
+    synth.add_argument(
+        "--classes",
+        type=_index_list,
+        metavar="I,J,...",
+        help="only these of the 27 classes, by index (e.g. 0,1,2,3: the four swipes)",
+    )
     synth.set_defaults(func=_cmd_synth)
 
     cfg_help = "override config entries, e.g. train.lr=0.01 model.cell=b (TOML values)"

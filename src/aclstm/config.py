@@ -58,6 +58,7 @@ class SynthConfig:
     val_fraction: float = 0.2
     test_fraction: float = 0.0
     seed: int = 0
+    classes: list[int] | None = None  # a subset of the 27 classes, by index
 
 
 @dataclass

@@ -50,6 +50,7 @@ def ensure_synthetic_set(data, workers: int | None = None, log=print) -> bool:
         val_fraction=data.synth.val_fraction,
         test_fraction=data.synth.test_fraction,
         seed=data.synth.seed,
+        classes=None if data.synth.classes is None else tuple(data.synth.classes),
     )
     log(f"generating the synthetic gesture set at {root} ({spec.clips_per_class} clips/class)")
     write_synthetic_set(root, spec, workers=workers or _cpu_count())

@@ -253,6 +253,18 @@ class SynthSpec:
     test_fraction: float = 0.0
     seed: int = 0
     format: str = "jester"  # or "isogd"
+    classes: tuple[int, ...] | None = None  # a subset of JESTER_CLASSES by index; None: all
+
+    def class_indices(self) -> list[int]:
+        if self.classes is None:
+            return list(range(len(JESTER_CLASSES)))
+        bad = [k for k in self.classes if not 0 <= k < len(JESTER_CLASSES)]
+        if bad or len(set(self.classes)) != len(self.classes) or not self.classes:
+            raise ValueError(
+                f"classes must be distinct indices 0..{len(JESTER_CLASSES) - 1}, "
+                f"got {list(self.classes)}"
+            )
+        return list(self.classes)
 
     def splits(self) -> list[str]:
         """The split of each clip index within a class."""
@@ -285,29 +297,30 @@ def write_synthetic_set(out: str | Path, spec: SynthSpec, workers: int = 1) -> d
     if spec.format not in ("jester", "isogd"):
         raise ValueError(f"format must be 'jester' or 'isogd', got {spec.format!r}")
     out = Path(out)
+    kinds = spec.class_indices()  # Jester class index of each written class
+    names = [JESTER_CLASSES[k] for k in kinds]
     out.mkdir(parents=True, exist_ok=True)
     jobs = []
-    for label in range(len(JESTER_CLASSES)):
+    for kind in kinds:
         for index in range(spec.clips_per_class):
-            clip_id = f"{label * spec.clips_per_class + index + 1:05d}"
-            jobs.append((str(out), spec, label, index, clip_id))
+            clip_id = f"{kind * spec.clips_per_class + index + 1:05d}"
+            jobs.append((str(out), spec, kind, index, clip_id))
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             results = list(pool.map(_clip_job, jobs, chunksize=4))
     else:
         results = [_clip_job(job) for job in jobs]
     by_split: dict[str, list[tuple[str, int]]] = {"train": [], "validation": [], "test": []}
-    for clip_id, label, split, _ in results:
-        by_split[split].append((clip_id, label))
+    for clip_id, kind, split, _ in results:
+        by_split[split].append((clip_id, kinds.index(kind)))
     if spec.format == "jester":
-        _write(out / "jester-v1-labels.csv", JESTER_CLASSES)
+        _write(out / "jester-v1-labels.csv", names)
         for split in ("train", "validation"):
             _write(
-                out / f"jester-v1-{split}.csv",
-                [f"{i};{JESTER_CLASSES[y]}" for i, y in by_split[split]],
+                out / f"jester-v1-{split}.csv", [f"{i};{names[y]}" for i, y in by_split[split]]
             )
         _write(out / "jester-v1-test.csv", [i for i, _ in by_split["test"]])
-        _write(out / "test-answers.csv", [f"{i};{JESTER_CLASSES[y]}" for i, y in by_split["test"]])
+        _write(out / "test-answers.csv", [f"{i};{names[y]}" for i, y in by_split["test"]])
     else:
         names = {"train": "train_list.txt", "validation": "valid_list.txt", "test": "test_list.txt"}
         for split, filename in names.items():
@@ -315,7 +328,7 @@ def write_synthetic_set(out: str | Path, spec: SynthSpec, workers: int = 1) -> d
                 out / filename,
                 [f"videos/M_{i}.avi videos/K_{i}.avi {y + 1}" for i, y in by_split[split]],
             )
-        _write(out / "classes.txt", JESTER_CLASSES)
+        _write(out / "classes.txt", names)
     return {split: len(items) for split, items in by_split.items()}
 
 
