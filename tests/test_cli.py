@@ -188,3 +188,23 @@ def test_a_short_run_on_four_synthetic_classes_learns(tmp_path):
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["train_loss"] < 0.5 * records[0]["train_loss"]
     assert max(r["val_top1"] for r in records[-3:]) >= 0.6
+
+
+def test_demo_runs_the_whole_pipeline_and_ends_with_val_top1(tmp_path, capsys):
+    """The demo at a toy size: every file of the run folder, a prediction, the last line."""
+    work = tmp_path / "demo"
+    options = ["data.synth.clips_per_class=4", "data.synth.val_fraction=0.25",
+               "data.synth.test_fraction=0.25", "data.num_workers=0", "train.epochs=1",
+               "model.frames=4"]  # fmt: skip
+    assert main(["demo", "--work-dir", str(work), "--cfg-options", *options]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("val_top1=") and 0 <= float(out[-1].split("=")[1]) <= 1
+    assert any(line.startswith("predict ") for line in out)
+    run = work / "run"
+    for name in ("metrics.json", "curves.png", "confusion.png", "report.json", "metrics.jsonl"):
+        assert (run / name).stat().st_size > 0, name
+    for name in ("model.safetensors", "meta.json"):
+        assert (run / "last" / name).exists() and (run / "best" / name).exists()
+    summary = json.loads((run / "metrics.json").read_text())
+    assert summary["val_top1"] == pytest.approx(float(out[-1].split("=")[1]), abs=1e-4)
+    assert summary["val_clips"] == 27 and summary["prediction"]["label"] == "Swiping Left"
