@@ -14,8 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/aclstm complexity
-	$(BIN)/aclstm complexity --model paper --cell gated
+	$(BIN)/aclstm demo --work-dir runs/demo
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -127,3 +127,42 @@ def test_bad_arguments(tmp_path):
         JesterDataset(tmp_path, "val")
     with pytest.raises(ValueError, match="on_error must be 'raise' or 'skip'"):
         JesterDataset(tmp_path, on_error="ignore")
+
+
+def test_jpeg_decoding_scales_down_in_the_dct_domain_as_far_as_the_size_allows(tmp_path):
+    from aclstm.data import read_jpeg
+
+    write_frames(tmp_path / "f", 1, size=(100, 176))
+    path = tmp_path / "f" / "00001.jpg"
+    assert read_jpeg(path).shape == (100, 176, 3)
+    assert read_jpeg(path, min_side=112).shape == (100, 176, 3)  # the paper's size: no scaling
+    assert read_jpeg(path, min_side=50).shape == (50, 88, 3)
+    assert read_jpeg(path, min_side=32).shape == (38, 66, 3)  # 3/8; 2/8 would give 25 < 32
+    assert read_jpeg(path, min_side=12).shape == (13, 22, 3)
+
+
+def test_draws_depend_on_seed_epoch_and_index_and_the_crop_can_stay_centred(tmp_path):
+    """A clip of a seeded set gets the same draws in any process; set_epoch changes them."""
+    import numpy as np
+    import simplejpeg
+
+    write_jester(tmp_path)
+    folder = tmp_path / "20bn-jester-v1" / "12"  # 5 frames of noise: every crop differs
+    rng = np.random.default_rng(0)
+    for k in range(1, 6):
+        frame = rng.integers(0, 256, size=(100, 176, 3), dtype=np.uint8)
+        (folder / f"{k:05d}.jpg").write_bytes(simplejpeg.encode_jpeg(frame, quality=95))
+    a = JesterDataset(tmp_path, "train", clip_len=5, size=32, seed=3)
+    b = JesterDataset(tmp_path, "train", clip_len=5, size=32, seed=3)
+    assert torch.equal(a[1][0], b[1][0])
+    crops = set()
+    for epoch in range(6):
+        a.set_epoch(epoch)
+        crops.add(a[1][0].sum().item())
+    assert len(crops) > 1  # 5 frames for 5 wanted: no jitter, so only the crop moves
+    centred = JesterDataset(tmp_path, "train", clip_len=5, size=32, seed=3)
+    centred.random_crop = False
+    evaluation = JesterDataset(tmp_path, "train", clip_len=5, size=32, training=False)
+    for epoch in range(3):
+        centred.set_epoch(epoch)
+        assert torch.equal(centred[1][0], evaluation[1][0])

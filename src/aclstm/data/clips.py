@@ -48,6 +48,9 @@ class ClipDataset(Dataset):
     them: uniform sampling (with temporal jitter in training), one square crop per clip, a
     bilinear resize and the modality's mean subtracted.
 
+    ``random_crop`` (default True, as released) places the training crop at random along the
+    long side; False keeps it centred, with temporal jitter still on.
+
     ``on_error="raise"`` raises the :class:`DataError` that names the bad file;
     ``on_error="skip"`` returns None instead, which :func:`collate_skipping` drops and counts.
     """
@@ -77,6 +80,8 @@ class ClipDataset(Dataset):
         self._rng: random.Random | None = None
         self._rng_worker: int | None = -1
         self._frame_counts: dict[Path, int] = {}  # frames per clip folder, read from disk
+
+    random_crop: bool = True
 
     def set_epoch(self, epoch: int) -> None:
         """Training draws of a seeded data set depend on (seed, epoch, clip index) only."""
@@ -120,7 +125,7 @@ class ClipDataset(Dataset):
         picks = sample_indices(n, self.clip_len, self.training, rng)
         for k in picks:
             if k not in decoded:
-                decoded[k] = read_jpeg(path_of(k))
+                decoded[k] = read_jpeg(path_of(k), min_side=self.size)
         return [decoded[k] for k in picks]
 
     def load(self, index: int) -> torch.Tensor:
@@ -131,7 +136,8 @@ class ClipDataset(Dataset):
         if len(shapes) > 1:
             raise DataError(record.source, f"frames differ in size: {sorted(shapes)}")
         clip = torch.from_numpy(np.stack(frames))[..., : len(self.mean)]  # depth: 1 channel
-        return prepare_clip(clip, self.size, self.mean, self.training, rng)
+        random_crop = self.training and self.random_crop
+        return prepare_clip(clip, self.size, self.mean, random_crop, rng)
 
     def __getitem__(self, index: int):
         try:

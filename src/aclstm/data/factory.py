@@ -88,9 +88,15 @@ def build_dataset(
         "on_error": data.on_error,
         "seed": seed,
     }
-    explicit = {"train": data.train_split, "val": data.val_split}.get(split)
+    dataset = _build(data, split, common)
+    dataset.random_crop = data.random_crop
+    return dataset
+
+
+def _build(data, split: str, common: dict) -> ClipDataset:
     if data.dataset == "rawframes":
         return _rawframes(data, split, common)
+    explicit = {"train": data.train_split, "val": data.val_split}.get(split)
     name = explicit or _SPLITS[data.dataset][split]
     if data.dataset in ("jester", "synth"):
         return JesterDataset(data.root, name, **common)

@@ -316,9 +316,7 @@ def write_synthetic_set(out: str | Path, spec: SynthSpec, workers: int = 1) -> d
     if spec.format == "jester":
         _write(out / "jester-v1-labels.csv", names)
         for split in ("train", "validation"):
-            _write(
-                out / f"jester-v1-{split}.csv", [f"{i};{names[y]}" for i, y in by_split[split]]
-            )
+            _write(out / f"jester-v1-{split}.csv", [f"{i};{names[y]}" for i, y in by_split[split]])
         _write(out / "jester-v1-test.csv", [i for i, _ in by_split["test"]])
         _write(out / "test-answers.csv", [f"{i};{names[y]}" for i, y in by_split["test"]])
     else:
