@@ -3,6 +3,7 @@ the documented result or a DataError naming the file and line, never another exc
 
 from __future__ import annotations
 
+import itertools
 import random
 import string
 
@@ -29,7 +30,7 @@ def test_sample_indices_are_t_non_decreasing_indices_within_the_clip(n, t, train
     indices = sample_indices(n, t, training, random.Random(seed))
     assert len(indices) == t
     assert all(0 <= k <= n - 1 for k in indices)
-    assert all(a <= b for a, b in zip(indices, indices[1:], strict=False))
+    assert all(a <= b for a, b in itertools.pairwise(indices))
     if not training:
         assert indices == sample_indices(n, t, False)
 
