@@ -208,3 +208,12 @@ def test_compiled_tiny_net_equals_eager():
         expected = model(x)
         got = torch.compile(model)(x)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_the_head_starts_as_keras_dense_glorot_uniform():
+    model = create("tiny", num_classes=27)
+    fan_in, fan_out = model.classifier.in_features, 27
+    limit = (6 / (fan_in + fan_out)) ** 0.5
+    weight = model.classifier.weight
+    assert weight.abs().max() <= limit and weight.abs().max() > 0.9 * limit
+    assert torch.count_nonzero(model.classifier.bias) == 0

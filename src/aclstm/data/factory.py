@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from .clips import ClipDataset
@@ -53,7 +54,9 @@ def ensure_synthetic_set(data, workers: int | None = None, log=print) -> bool:
         classes=None if data.synth.classes is None else tuple(data.synth.classes),
     )
     log(f"generating the synthetic gesture set at {root} ({spec.clips_per_class} clips/class)")
-    write_synthetic_set(root, spec, workers=workers or _cpu_count())
+    started = time.perf_counter()
+    counts = write_synthetic_set(root, spec, workers=workers or _cpu_count())
+    log(f"wrote {sum(counts.values())} clips in {time.perf_counter() - started:.0f} s")
     return True
 
 
