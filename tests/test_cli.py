@@ -152,7 +152,9 @@ def test_torchrun_two_cpu_processes_match_one_process_with_the_same_global_batch
     The learned parameters agree; BatchNorm's running statistics differ by construction (one
     process updates them micro-batch after micro-batch, two processes average theirs)."""
     # SGD: AdamW's normalised steps would magnify rounding differences of near-zero gradients.
-    options = tiny_run_options(synth_root, epochs=1, batch_size=6, extra=["train.optimizer=sgd"])
+    # channels_last is off under DDP (see fit); off here too, to compare like with like.
+    extra = ["train.optimizer=sgd", "train.channels_last=false"]
+    options = tiny_run_options(synth_root, epochs=1, batch_size=6, extra=extra)
     single = tmp_path / "single"
     assert main(["train", "synth_demo", "--work-dir", str(single), *options,
                  "train.accumulate=2"]) == 0  # fmt: skip
