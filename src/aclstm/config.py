@@ -100,6 +100,7 @@ class TrainConfig:
     power: float = 0.9
     momentum: float = 0.9
     weight_decay: float = 1e-4  # = Keras l2(5e-5) on kernels
+    label_smoothing: float = 0.0  # the paper's: none
     accumulate: int = 1
     amp: str | None = None  # "bf16" (CPU, CUDA) or "fp16" (CUDA)
     compile: bool = False

@@ -43,6 +43,7 @@ class TrainSettings:
     power: float = 0.9
     momentum: float = 0.9
     weight_decay: float = 1e-4  # = Keras l2(5e-5) on kernels
+    label_smoothing: float = 0.0  # of the training loss (0: the paper's plain cross-entropy)
     accumulate: int = 1  # micro-batches per optimiser step (per process)
     amp: str | None = None  # "bf16" (CPU or CUDA) or "fp16" (CUDA)
     compile: bool = False
@@ -264,7 +265,9 @@ def fit(
             with sync:
                 with autocast(device, s.amp):
                     logits = net(clips)
-                    loss = F.cross_entropy(logits.float(), labels)
+                    loss = F.cross_entropy(
+                        logits.float(), labels, label_smoothing=s.label_smoothing
+                    )
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
                     raise FloatingPointError(

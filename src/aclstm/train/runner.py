@@ -51,6 +51,7 @@ def train_settings(config: RunConfig) -> TrainSettings:
         power=t.power,
         momentum=t.momentum,
         weight_decay=t.weight_decay,
+        label_smoothing=t.label_smoothing,
         accumulate=t.accumulate,
         amp=t.amp,
         compile=t.compile,
