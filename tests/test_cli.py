@@ -17,7 +17,7 @@ from aclstm.cli import build_parser, main
 from aclstm.data.synth import SynthSpec, render_clip, write_synthetic_set
 from aclstm.data.video import write_video
 
-COMMANDS = ["complexity", "synth", "train", "evaluate", "predict", "demo"]
+COMMANDS = ["complexity", "synth", "train", "evaluate", "predict", "demo", "reproduce"]
 
 
 def tiny_run_options(root, epochs=2, batch_size=6, extra=()):

@@ -182,6 +182,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.work_dir), overrides=list(args.cfg_options))
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from aclstm.reproduce import reproduce
+
+    kind, *rest = args.data
+    if len(rest) > 1:
+        raise ValueError(f"--data takes KIND [ROOT], got {' '.join(args.data)}")
+    reproduce(
+        Path(args.out),
+        data=kind,
+        root=rest[0] if rest else None,
+        preset=args.preset,
+        epochs=args.epochs,
+        seeds=list(args.seeds),
+        cells=args.cells,
+        overrides=list(args.cfg_options),
+        progress=not args.no_progress,
+    )
+    return 0
+
+
 def _index_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(","))
@@ -322,6 +342,39 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--work-dir", default="runs/demo", metavar="DIR", help="(runs/demo)")
     demo.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE", help=cfg_help)
     demo.set_defaults(func=_cmd_demo)
+
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="Table 1: the five cells trained with one recipe and seeds, with their sizes",
+        description="Train and evaluate every cell with the same recipe and seeds, then write "
+        "table1.md, table1.json and table1.png (accuracy against multiply-adds) into --out. "
+        "The synthetic default fits in about an hour on 2 CPU cores. Finished runs are reused "
+        "and interrupted ones resumed, so the same command again completes a broken table. "
+        "For IsoGD, train.init_from may contain {cell} and {seed}.",
+    )
+    reproduce.add_argument(
+        "--data",
+        nargs="+",
+        default=["synth"],
+        metavar=("KIND", "ROOT"),
+        help="synth [ROOT] (generated at OUT/data unless ROOT), jester ROOT or isogd ROOT",
+    )
+    reproduce.add_argument("--preset", help="network preset, with its own clip length and size")
+    reproduce.add_argument("--epochs", type=_positive_int, help="epochs of every run")
+    reproduce.add_argument(
+        "--seeds", type=_index_list, default=(0, 1), metavar="S,S,...", help="(0,1)"
+    )
+    reproduce.add_argument(
+        "--cells", nargs="+", metavar="CELL", help="a subset of the cells (all five)"
+    )
+    reproduce.add_argument(
+        "--out", default="runs/reproduce", metavar="DIR", help="(runs/reproduce)"
+    )
+    reproduce.add_argument(
+        "--cfg-options", nargs="+", default=[], metavar="KEY=VALUE", help=cfg_help
+    )
+    reproduce.add_argument("--no-progress", action="store_true", help="no progress bars")
+    reproduce.set_defaults(func=_cmd_reproduce)
     return parser
 
 
