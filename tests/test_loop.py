@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from aclstm.data import JesterDataset
 from aclstm.data.synth import SynthSpec, write_synthetic_set
@@ -116,3 +118,18 @@ def test_skipped_clips_are_counted_and_reported_at_the_end_of_the_epoch(tmp_path
                   log=logs.append)  # fmt: skip
     assert metrics["train_skipped"] == 3 and metrics["val_skipped"] == 3
     assert "skipped 3 train + 3 val unreadable clips" in logs[-1]
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+def test_label_smoothing_is_applied_to_the_training_loss(tmp_path, smoothing):
+    torch.manual_seed(0)
+    data = RandomClips(n=8, classes=8)
+    model = create("tiny", num_classes=8)
+    start = copy.deepcopy(model).train()
+    settings = TrainSettings(
+        epochs=1, batch_size=8, lr=0.0, end_lr=0.0, label_smoothing=smoothing, progress=False
+    )
+    metrics = fit(model, data, data, tmp_path, settings, log=lambda _: None)
+    with torch.no_grad():  # one step over all 8 clips: BatchNorm sees the same batch
+        expected = F.cross_entropy(start(data.x), data.y, label_smoothing=smoothing)
+    assert metrics["train_loss"] == pytest.approx(expected.item(), rel=1e-5)
