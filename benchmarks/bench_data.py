@@ -67,17 +67,20 @@ def main(argv: list[str] | None = None) -> int:
             pil_ds = JesterDataset(root, "train", clip_len=args.clip_len, size=args.size, seed=0)
             import aclstm.data.clips as clips_module
 
-            def pil_read(path):
-                with Image.open(path) as im:
-                    return np.asarray(im.convert("RGB"))
+            def pil_read(paths, min_side=0):
+                frames = []
+                for path in paths:
+                    with Image.open(path) as im:
+                        frames.append(np.asarray(im.convert("RGB")))
+                return np.stack(frames)
 
             def pipeline_pil(k):
-                original = clips_module.read_jpeg
-                clips_module.read_jpeg = pil_read
+                original = clips_module.read_jpegs
+                clips_module.read_jpegs = pil_read
                 try:
                     pil_ds[k]
                 finally:
-                    clips_module.read_jpeg = original
+                    clips_module.read_jpegs = original
 
             contenders["pipeline with Pillow (peer)"] = pipeline_pil
         except ImportError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -139,6 +140,34 @@ def test_jpeg_decoding_scales_down_in_the_dct_domain_as_far_as_the_size_allows(t
     assert read_jpeg(path, min_side=50).shape == (50, 88, 3)
     assert read_jpeg(path, min_side=32).shape == (38, 66, 3)  # 3/8; 2/8 would give 25 < 32
     assert read_jpeg(path, min_side=12).shape == (13, 22, 3)
+
+
+def test_clip_frames_decode_into_one_array_each_file_once(tmp_path, monkeypatch):
+    import aclstm.data.io as io
+    from aclstm.data import read_jpeg, read_jpegs
+
+    write_frames(tmp_path / "f", 3, size=(100, 176))
+    paths = [str(tmp_path / "f" / f"{k:05d}.jpg") for k in (1, 1, 2, 3, 3)]
+    reads = []
+    original = io._read_bytes
+    monkeypatch.setattr(io, "_read_bytes", lambda p: reads.append(p) or original(p))
+    frames = read_jpegs(paths, min_side=32)
+    assert frames.shape == (5, 38, 66, 3) and frames.dtype == np.uint8
+    assert reads == [paths[0], paths[2], paths[3]]  # repeated frames are copied, not re-read
+    for frame, path in zip(frames, paths, strict=True):
+        assert np.array_equal(frame, read_jpeg(path, min_side=32))
+
+
+def test_a_frame_of_another_size_is_named(tmp_path):
+    from aclstm.data import read_jpegs
+
+    write_frames(tmp_path / "f", 2, size=(100, 176))
+    write_frames(tmp_path / "g", 1, size=(120, 160))
+    odd = tmp_path / "g" / "00001.jpg"
+    with pytest.raises(
+        DataError, match=rf"{odd}: frame decodes to 120x160, the clip's first frame to 100x176"
+    ):
+        read_jpegs([tmp_path / "f" / "00001.jpg", odd])
 
 
 def test_draws_depend_on_seed_epoch_and_index_and_the_crop_can_stay_centred(tmp_path):

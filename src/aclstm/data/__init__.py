@@ -3,7 +3,7 @@
 from .clips import ClipDataset, ClipRecord
 from .collate import Batch, collate_skipping
 from .folder import ClipFolderDataset, scan_clip_folder
-from .io import DataError, read_jpeg, read_text_lines
+from .io import DataError, read_jpeg, read_jpegs, read_text_lines
 from .jester import JesterDataset, read_jester_classes, read_jester_split
 from .lists import IsoGDDataset, RawFrameListDataset, read_isogd_list, read_rawframe_list
 from .sampling import sample_indices
@@ -27,6 +27,7 @@ __all__ = [
     "read_jester_classes",
     "read_jester_split",
     "read_jpeg",
+    "read_jpegs",
     "read_rawframe_list",
     "read_text_lines",
     "read_video",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from .io import DataError, read_jpeg
+from .io import DataError, read_jpegs
 from .sampling import sample_indices
 from .transforms import prepare_clip
 from .video import VIDEO_SUFFIXES, read_video
@@ -103,13 +104,15 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def read_frames(self, record: ClipRecord, rng: random.Random) -> list[np.ndarray]:
-        """The sampled frames of one clip, uint8 (H, W, 3)."""
+    def read_frames(self, record: ClipRecord, rng: random.Random) -> np.ndarray:
+        """The sampled frames of one clip, uint8 (T, H, W, 3)."""
         if record.is_video:
             frames = read_video(record.source)
-            return [
-                frames[k] for k in sample_indices(len(frames), self.clip_len, self.training, rng)
-            ]
+            picks = sample_indices(len(frames), self.clip_len, self.training, rng)
+            shapes = {frames[k].shape for k in picks}
+            if len(shapes) > 1:
+                raise DataError(record.source, f"frames differ in size: {sorted(shapes)}")
+            return np.stack([frames[k] for k in picks])
         if record.template is None:
             files = frame_files(record.source)
             n, path_of = len(files), files.__getitem__
@@ -117,25 +120,18 @@ class ClipDataset(Dataset):
             n = record.num_frames or self._frame_counts.get(record.source)
             if n is None:
                 n = self._frame_counts[record.source] = len(frame_files(record.source))
+            folder, template, start = str(record.source), record.template, record.start_index
 
-            def path_of(k: int) -> Path:
-                return record.source / record.template.format(k + record.start_index)
+            def path_of(k: int) -> str:  # plain strings: Path objects cost more than decoding
+                return os.path.join(folder, template.format(k + start))
 
-        decoded: dict[int, np.ndarray] = {}  # a short clip repeats its last frame
         picks = sample_indices(n, self.clip_len, self.training, rng)
-        for k in picks:
-            if k not in decoded:
-                decoded[k] = read_jpeg(path_of(k), min_side=self.size)
-        return [decoded[k] for k in picks]
+        return read_jpegs([path_of(k) for k in picks], min_side=self.size)
 
     def load(self, index: int) -> torch.Tensor:
         record = self.records[index]
         rng = self.rng(index)
-        frames = self.read_frames(record, rng)
-        shapes = {f.shape for f in frames}
-        if len(shapes) > 1:
-            raise DataError(record.source, f"frames differ in size: {sorted(shapes)}")
-        clip = torch.from_numpy(np.stack(frames))[..., : len(self.mean)]  # depth: 1 channel
+        clip = torch.from_numpy(self.read_frames(record, rng))[..., : len(self.mean)]  # depth: 1
         random_crop = self.training and self.random_crop
         return prepare_clip(clip, self.size, self.mean, random_crop, rng)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import simplejpeg
 
-__all__ = ["DataError", "read_jpeg", "read_text_lines"]
+__all__ = ["DataError", "read_jpeg", "read_jpegs", "read_text_lines"]
 
 
 class DataError(ValueError):
@@ -34,6 +35,38 @@ def read_text_lines(path: str | Path) -> list[tuple[int, str]]:
     return [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
 
 
+def _read_bytes(path: str | Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise DataError(path, "frame not found") from None
+    except OSError as err:
+        raise DataError(path, f"frame unreadable ({err.strerror})") from None
+    if not data:
+        raise DataError(path, "empty file, expected a JPEG image")
+    return data
+
+
+def _decoded_size(path: str | Path, data: bytes, min_side: int) -> tuple[int, int]:
+    try:
+        height, width, _, _ = simplejpeg.decode_jpeg_header(
+            data, min_height=min_side, min_width=min_side
+        )
+    except ValueError as err:
+        raise DataError(path, f"corrupt JPEG ({err})") from None
+    return height, width
+
+
+def _decode(path: str | Path, data: bytes, min_side: int, out: np.ndarray | None = None):
+    try:
+        return simplejpeg.decode_jpeg(
+            data, colorspace="RGB", min_height=min_side, min_width=min_side, buffer=out
+        )
+    except ValueError as err:
+        raise DataError(path, f"corrupt JPEG ({err})") from None
+
+
 def read_jpeg(path: str | Path, min_side: int = 0) -> np.ndarray:
     """Decode a JPEG file to uint8 RGB (H, W, 3) with libjpeg-turbo (simplejpeg).
 
@@ -41,17 +74,32 @@ def read_jpeg(path: str | Path, min_side: int = 0) -> np.ndarray:
     as keeps both sides >= ``min_side``: several times faster when a clip is resized to far
     fewer pixels anyway (e.g. 176x100 frames for a 32x32 network), and no change where even
     7/8 of the frame would fall short (100-pixel-high frames for the paper's 112x112)."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DataError(path, "frame not found") from None
-    except OSError as err:
-        raise DataError(path, f"frame unreadable ({err.strerror})") from None
-    if not data:
-        raise DataError(path, "empty file, expected a JPEG image")
-    try:
-        return simplejpeg.decode_jpeg(
-            data, colorspace="RGB", min_height=min_side, min_width=min_side
-        )
-    except ValueError as err:
-        raise DataError(path, f"corrupt JPEG ({err})") from None
+    return _decode(path, _read_bytes(path), min_side)
+
+
+def read_jpegs(paths: Sequence[str | Path], min_side: int = 0) -> np.ndarray:
+    """Decode the frames of a clip into one uint8 array (T, H, W, 3), each straight into its
+    slot (no list to stack); a path listed again (a short clip's repeated frame) is decoded
+    once. ``min_side`` as in :func:`read_jpeg`; a frame of another size than the first is an
+    error naming it."""
+    frames: np.ndarray | None = None
+    slot_of: dict[str | Path, int] = {}
+    for i, path in enumerate(paths):
+        if path in slot_of:
+            frames[i] = frames[slot_of[path]]
+            continue
+        data = _read_bytes(path)
+        height, width = _decoded_size(path, data, min_side)
+        if frames is None:
+            frames = np.empty((len(paths), height, width, 3), dtype=np.uint8)
+        elif (height, width) != frames.shape[1:3]:
+            raise DataError(
+                path,
+                f"frame decodes to {height}x{width}, the clip's first frame to "
+                f"{frames.shape[1]}x{frames.shape[2]}",
+            )
+        _decode(path, data, min_side, out=frames[i])
+        slot_of[path] = i
+    if frames is None:
+        raise ValueError("read_jpegs needs at least one path")
+    return frames
