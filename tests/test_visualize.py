@@ -13,13 +13,14 @@ from test_cli import tiny_run_options
 
 from aclstm import models
 from aclstm.analysis.visualize import (
+    display_frames,
     draw_visualization,
     reduce_attention,
     step_frames,
     strongest_channels,
     visualization_maps,
 )
-from aclstm.cli import main
+from aclstm.cli import _default_visualize_out, main
 from aclstm.data.synth import SynthSpec, write_synthetic_set
 from aclstm.models import Res3D
 
@@ -137,6 +138,26 @@ def test_maps_follow_the_strongest_channel_of_each_step(monkeypatch):
     assert (strip.layer, strip.cell, strip.channels) == (0, "input_gate_attention", 3)
     reduced = F.interpolate(attention[0].mean(1, keepdim=True), (32, 32), mode="bilinear")
     np.testing.assert_allclose(strip.maps, reduced[:, 0].numpy(), rtol=1e-6)
+
+
+def test_frames_get_their_mean_back_and_one_channel_shows_grey():
+    clip = torch.full((1, 4, 2, 2), -27.0)
+    clip[0, 3] = 300.0  # past white after the mean: clipped to 1
+    frames = display_frames(clip, [127.0], [1, 3])
+    assert frames.shape == (2, 2, 2)
+    np.testing.assert_allclose(frames[0], 100 / 255, rtol=1e-6)
+    np.testing.assert_allclose(frames[1], 1.0)
+
+
+def test_the_default_figure_lies_beside_the_checkpoint_named_after_the_input(tmp_path):
+    video = tmp_path / "my clip.mp4"
+    video.write_bytes(b"")
+    run = tmp_path / "run"
+    (run / "best").mkdir(parents=True)
+    assert _default_visualize_out(str(run / "best"), "val:12") == run / "visualize-val-12.png"
+    assert _default_visualize_out(str(run / "best"), str(video)) == run / "visualize-my_clip.png"
+    meta = str(run / "best" / "meta.json")
+    assert _default_visualize_out(meta, "test:0") == run / "visualize-test-0.png"
 
 
 # End to end, on tiny checkpoints trained for one epoch on a tiny synthetic set.
