@@ -17,7 +17,16 @@ from aclstm.cli import build_parser, main
 from aclstm.data.synth import SynthSpec, render_clip, write_synthetic_set
 from aclstm.data.video import write_video
 
-COMMANDS = ["complexity", "synth", "train", "evaluate", "predict", "demo", "reproduce"]
+COMMANDS = [
+    "complexity",
+    "synth",
+    "train",
+    "evaluate",
+    "predict",
+    "visualize",
+    "demo",
+    "reproduce",
+]
 
 
 def tiny_run_options(root, epochs=2, batch_size=6, extra=()):
@@ -129,6 +138,7 @@ def test_resume_continues_the_run(tmp_path, synth_root):
         (["train", "synth_demo", "--cfg-options", "train.lrr=1"], "unknown key 'lrr'"),
         (["evaluate", "no/such/run"], "meta.json: not found"),
         (["predict", "no/such/run", "x.avi"], "meta.json: not found"),
+        (["visualize", "no/such/run", "val:0"], "meta.json: not found"),
     ],
 )
 def test_mistakes_exit_2_with_a_message_not_a_traceback(argv, message, capsys):

@@ -176,6 +176,43 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_visualize_out(checkpoint: str, source: str) -> Path:
+    """CHECKPOINT/../visualize-NAME.png, NAME the input file's or folder's name without its
+    extension, or SPLIT-INDEX for a clip of the data set."""
+    folder = Path(checkpoint)
+    if not folder.is_dir() and folder.name in ("model.safetensors", "meta.json"):
+        folder = folder.parent
+    path = Path(source)
+    name = path.stem if path.exists() else source.replace(":", "-")
+    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "input"
+    return folder.parent / f"visualize-{name}.png"
+
+
+def _cmd_visualize(args: argparse.Namespace) -> int:
+    from aclstm.analysis.visualize import save_visualization, visualization_maps
+    from aclstm.inference import load_input
+    from aclstm.train.runner import load_model
+
+    model, meta = load_model(args.checkpoint)
+    clip, label, source = load_input(args.input, meta)
+    vis = visualization_maps(model, clip, meta["mean"])
+    out = Path(args.out) if args.out else _default_visualize_out(args.checkpoint, args.input)
+    save_visualization(vis, out, meta["classes"], label, source)
+    classes = meta["classes"]
+    print(
+        f"{source}: predicted {classes[vis.predicted]!r} "
+        f"({vis.probabilities[vis.predicted]:.3f})"
+        + (f", labelled {classes[label]!r}" if label >= 0 else "")
+    )
+    print(f"  steps show input frames {vis.frame_indices}")
+    print(f"  strongest hidden channel per step {vis.channels}")
+    for strip in vis.attention:
+        how = "one map" if strip.channels == 1 else f"the mean of {strip.channels} channels"
+        print(f"  attention of layer {strip.layer + 1} ({strip.cell}): {how}")
+    print(f"wrote {out}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from aclstm.demo import run_demo
 
@@ -331,6 +368,28 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--topk", type=_positive_int, default=5, help="(5)")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.set_defaults(func=_cmd_predict)
+
+    visualize = commands.add_parser(
+        "visualize",
+        help="heat-maps of the ConvLSTM's strongest channel per step (Fig. 3) as a PNG",
+        description="Draw the paper's Fig. 3 for one clip: for each recurrent step of the "
+        "last ConvLSTM layer, the hidden channel with the largest activation sum, upsampled "
+        "and laid over the input frame at the centre of the step's temporal receptive field "
+        "(frame 2t for step t with Res3D's one temporal stride of 2), mean added back. Layers "
+        "with attention (input_attention, input_gate_attention, output_gate_attention) get a "
+        "second row: their attention maps, channel-wise maps averaged over channels. The "
+        "title gives the predicted class, its probability and the label when known. INPUT "
+        "is a video file, a folder of JPEG frames, or SPLIT:INDEX (e.g. val:0).",
+    )
+    visualize.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint folder")
+    visualize.add_argument("input", metavar="INPUT", help="video, frame folder or SPLIT:INDEX")
+    visualize.add_argument(
+        "--out",
+        metavar="PNG",
+        help="where to write the figure (CHECKPOINT/../visualize-NAME.png, NAME: the input's "
+        "file or folder name without extension, or SPLIT-INDEX)",
+    )
+    visualize.set_defaults(func=_cmd_visualize)
 
     demo = commands.add_parser(
         "demo",

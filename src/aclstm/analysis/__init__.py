@@ -1,1 +1,1 @@
-"""Analyses of the paper: complexity (Table 1)."""
+"""Analyses of the paper: complexity (Table 1), run reports, visualisation (Fig. 3)."""
