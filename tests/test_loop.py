@@ -1,8 +1,10 @@
-"""The training loop: it learns, writes its files, resumes bit for bit, stops on NaN."""
+"""The training loop: it learns, writes its files, resumes bit for bit, stops on NaN (or skips
+and counts NaN batches when told to)."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -116,3 +118,84 @@ def test_skipped_clips_are_counted_and_reported_at_the_end_of_the_epoch(tmp_path
                   log=logs.append)  # fmt: skip
     assert metrics["train_skipped"] == 3 and metrics["val_skipped"] == 3
     assert "skipped 3 train + 3 val unreadable clips" in logs[-1]
+
+
+class NaNClips(RandomClips):
+    """RandomClips with the clips at ``bad`` full of NaN: their batches' losses are NaN."""
+
+    def __init__(self, bad, n=8, classes=8):
+        super().__init__(n, classes)
+        self.x[list(bad)] = float("nan")
+
+
+def quiet(**kwargs):
+    return TrainSettings(progress=False, tensorboard=False, **kwargs)
+
+
+def test_skip_nonfinite_skips_the_batch_counts_it_and_reports_it(tmp_path):
+    torch.manual_seed(0)
+    logs = []
+    settings = quiet(epochs=2, batch_size=4, skip_nonfinite=True)
+    metrics = fit(create("tiny", num_classes=8), NaNClips(bad=[3]), RandomClips(), tmp_path,
+                  settings, log=logs.append)  # fmt: skip
+    records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["train_nonfinite"] for r in records] == [1, 1]  # one of the 2 batches an epoch
+    assert metrics["step"] == 4 and math.isfinite(metrics["train_loss"])
+    assert logs[-1].endswith(", skipped 1 batch with a non-finite loss")
+
+
+def test_a_skipped_batch_takes_no_optimiser_step_and_leaves_batch_norm_alone(tmp_path):
+    torch.manual_seed(0)
+    model = create("tiny", num_classes=8)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    settings = quiet(epochs=1, batch_size=4, skip_nonfinite=True)
+    metrics = fit(model, NaNClips(bad=range(8)), RandomClips(), tmp_path, settings,
+                  log=lambda _: None)  # fmt: skip
+    assert metrics["train_nonfinite"] == 2 and metrics["step"] == 2
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_too_many_non_finite_batches_in_a_row_stop_the_run_anyway(tmp_path):
+    data = RandomClips()
+    model = create("tiny", num_classes=8)
+    fit(model, data, data, tmp_path, quiet(epochs=1, batch_size=2), log=lambda _: None)
+    before = (tmp_path / "last" / "model.safetensors").read_bytes()
+    settings = quiet(epochs=1, batch_size=2, skip_nonfinite=True, nonfinite_limit=2)
+    with pytest.raises(
+        FloatingPointError,
+        match=r"^3 batches in a row had a non-finite loss \(more than train\.nonfinite_limit = "
+        r"2\) at epoch 1, step 2; the last good checkpoint is .*last$",
+    ):
+        fit(model, NaNClips(bad=range(8)), data, tmp_path, settings, log=lambda _: None)
+    assert (tmp_path / "last" / "model.safetensors").read_bytes() == before
+
+
+def test_weights_gone_non_finite_are_not_checkpointed(tmp_path):
+    """A step with a finite loss can still blow the weights up (here an infinite learning
+    rate): the epoch's checkpoint is refused, the previous one stays."""
+    data = RandomClips()
+    model = create("tiny", num_classes=8)
+    fit(model, data, data, tmp_path, quiet(epochs=1, batch_size=8), log=lambda _: None)
+    before = (tmp_path / "last" / "model.safetensors").read_bytes()
+    settings = quiet(epochs=1, batch_size=8, lr=float("inf"))
+    with pytest.raises(FloatingPointError, match=r"^non-finite weights after epoch 1 \(\d+ tens"):
+        fit(model, data, data, tmp_path, settings, log=lambda _: None)
+    assert (tmp_path / "last" / "model.safetensors").read_bytes() == before
+
+
+def test_resume_repairs_the_metrics_a_kill_left_behind(tmp_path):
+    """Killed after the checkpoint of epoch 2 but before its record, with half a record of
+    epoch 3 of an older attempt: resuming leaves one record per epoch, 1 to 3."""
+    data = RandomClips()
+    settings = quiet(epochs=2, batch_size=4)
+    fit(create("tiny", num_classes=8), data, data, tmp_path, settings, log=lambda _: None)
+    metrics = tmp_path / "metrics.jsonl"
+    first, second = metrics.read_text().splitlines()
+    metrics.write_text(first + '\n{"epoch": 3, "train_lo')
+    settings = quiet(epochs=3, batch_size=4)
+    fit(create("tiny", num_classes=8), data, data, tmp_path, settings, resume=True,
+        log=lambda _: None)  # fmt: skip
+    records = [json.loads(x) for x in metrics.read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert records[1] == json.loads(second)  # from last/meta.json of epoch 2
