@@ -21,25 +21,9 @@ from aclstm.data.video import write_video
 from aclstm.train.checkpoint import load_training_state
 from aclstm.train.runner import load_model
 
+from helpers import tiny_run_options
+
 COMMANDS = ["complexity", "synth", "train", "evaluate", "predict", "demo"]
-
-
-def tiny_run_options(root, epochs=2, batch_size=6, extra=()):
-    return [
-        "--no-progress",
-        "--cfg-options",
-        "model.preset=tiny",
-        "model.frames=4",
-        "model.size=32",
-        "model.bn_momentum=0.1",
-        "data.dataset=synth",
-        f"data.root={json.dumps(str(root))}",
-        "data.num_workers=0",
-        f"train.epochs={epochs}",
-        f"train.batch_size={batch_size}",
-        "train.optimizer=adamw",
-        *extra,
-    ]
 
 
 @pytest.fixture(scope="module")
