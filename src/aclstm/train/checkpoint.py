@@ -290,4 +290,15 @@ def load_training_state(folder: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"{path}: not found (was the run saved with its state?)") from None
     except Exception as err:  # pickle.UnpicklingError for objects outside the allow-list
-        raise CheckpointError(f"{path}: refused: {err}") from None
+        raise CheckpointError(f"{path}: refused: {_refusal(err)}") from None
+
+
+def _refusal(err: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in one line: torch's own message
+    runs to a page and suggests ``weights_only=False``, which would run the file's code."""
+    text = str(err)
+    marker = "WeightsUnpickler error: "
+    if marker in text:
+        reason = text.split(marker, 1)[1].split(". ")[0].strip()
+        return f"it holds pickled objects that could run code when loaded ({reason}); not loaded"
+    return f"not a readable training state ({text.splitlines()[0] if text else type(err).__name__})"
