@@ -252,10 +252,13 @@ def test_skip_nonfinite_flag_turns_a_diverged_run_into_counted_skips(tmp_path, s
     options = tiny_run_options(synth_root, epochs=1, extra=["train.lr=inf"])
     common = ["train", "synth_demo", "--work-dir", str(tmp_path / "run")]
     assert main([*common, *options]) == 2
-    assert "error: non-finite loss nan at epoch 1, step 1; the last good" in capsys.readouterr().err
+    assert (
+        "error: non-finite loss nan at epoch 1, step 1; no checkpoint was written yet "
+        f"({tmp_path / 'run' / 'last'}) (train.skip_nonfinite = true skips such batches instead)"
+    ) in capsys.readouterr().err
     flagged = [*common, "--skip-nonfinite", *options, "train.nonfinite_limit=1"]
     assert main(flagged) == 2
     assert (
         "error: 2 batches in a row had a non-finite loss (more than train.nonfinite_limit = 1) "
-        "at epoch 1, step 2; the last good checkpoint is"
+        "at epoch 1, step 2; no checkpoint was written yet"
     ) in capsys.readouterr().err

@@ -92,8 +92,12 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path):
     before = (tmp_path / "last" / "model.safetensors").read_bytes()
     with torch.no_grad():
         model.classifier.weight.fill_(float("nan"))
-    with pytest.raises(FloatingPointError, match="non-finite loss nan at epoch 1,"):
+    with pytest.raises(FloatingPointError) as info:
         fit(model, data, data, tmp_path, TrainSettings(epochs=1, batch_size=4), log=lambda _: None)
+    assert str(info.value) == (
+        f"non-finite loss nan at epoch 1, step 0; the last good checkpoint is {tmp_path / 'last'}"
+        " (train.skip_nonfinite = true skips such batches instead)"
+    )
     assert (tmp_path / "last" / "model.safetensors").read_bytes() == before
 
 

@@ -30,6 +30,7 @@ from .checkpoint import (
     load_meta,
     load_training_state,
     load_weights,
+    readable_folder,
     recover_checkpoint,
     save_checkpoint,
 )
@@ -219,7 +220,7 @@ class NonFiniteGuard:
             self.in_a_row = 0
             return False
         self.in_a_row += 1
-        where = f"at epoch {epoch + 1}, step {step}; the last good checkpoint is {self.last}"
+        where = f"at epoch {epoch + 1}, step {step}; {last_good(self.last)}"
         if not self.skip:
             raise FloatingPointError(
                 f"non-finite loss {loss_value} {where} (train.skip_nonfinite = true skips such "
@@ -231,6 +232,13 @@ class NonFiniteGuard:
                 f"train.nonfinite_limit = {self.limit}) {where}"
             )
         return True
+
+
+def last_good(last: Path) -> str:
+    """Where the run's last good checkpoint is, for the message that stops the run."""
+    if readable_folder(last).is_dir():
+        return f"the last good checkpoint is {last}"
+    return f"no checkpoint was written yet ({last})"
 
 
 def _copy_buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -255,7 +263,7 @@ def check_finite_weights(model: torch.nn.Module, epoch: int, last: Path) -> None
     if bad:
         raise FloatingPointError(
             f"non-finite weights after epoch {epoch + 1} ({len(bad)} tensors, e.g. {bad[0]}); "
-            f"not saved: the last good checkpoint is {last}"
+            f"not saved: {last_good(last)}"
         )
 
 
@@ -290,7 +298,7 @@ def _resume(
     finishing any checkpoint swap a kill interrupted; returns (step, epoch, best top-1,
     folder)."""
     last = work_dir / "last" if resume is True else Path(resume)
-    if main_process:
+    if main_process and resume is True:  # the run's own folder; another run's is only read
         recover_checkpoint(last)
     distributed.barrier()
     load_weights(last, model)
