@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import torch
 
@@ -58,3 +59,10 @@ def tiny_run_options(root, epochs=2, batch_size=6, extra=()) -> list[str]:
         "train.optimizer=adamw",
         *extra,
     ]
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now, for torchrun's rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

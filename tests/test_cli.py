@@ -6,7 +6,6 @@ import errno
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -21,7 +20,7 @@ from aclstm.data.video import write_video
 from aclstm.train.checkpoint import load_training_state
 from aclstm.train.runner import load_model
 
-from helpers import tiny_run_options
+from helpers import free_port, tiny_run_options
 
 COMMANDS = ["complexity", "synth", "train", "evaluate", "predict", "demo"]
 
@@ -125,12 +124,6 @@ def test_mistakes_exit_2_with_a_message_not_a_traceback(argv, message, capsys):
     assert message in err and "Traceback" not in err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_match_one_process_with_the_same_global_batch(
     tmp_path, synth_root
@@ -150,7 +143,7 @@ def test_torchrun_two_cpu_processes_match_one_process_with_the_same_global_batch
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-         f"--master_port={_free_port()}", "-m", "aclstm", "train", "synth_demo",
+         f"--master_port={free_port()}", "-m", "aclstm", "train", "synth_demo",
          "--work-dir", str(ddp), *options],
         capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip

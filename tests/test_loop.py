@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -14,6 +18,8 @@ from aclstm.data.synth import SynthSpec, write_synthetic_set
 from aclstm.models import create
 from aclstm.train.checkpoint import load_meta
 from aclstm.train.loop import TrainSettings, evaluate, fit
+
+from helpers import free_port
 
 
 class RandomClips(torch.utils.data.Dataset):
@@ -203,3 +209,48 @@ def test_resume_repairs_the_metrics_a_kill_left_behind(tmp_path):
     records = [json.loads(x) for x in metrics.read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3]
     assert records[1] == json.loads(second)  # from last/meta.json of epoch 2
+
+
+TORCHRUN_SKIP = """
+import sys, torch
+from aclstm.models import create
+from aclstm.train import distributed
+from aclstm.train.loop import TrainSettings, fit
+
+class Clips(torch.utils.data.Dataset):
+    def __init__(self, bad):
+        self.x = torch.randn(8, 3, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+        self.x[bad] = float("nan")
+    def __len__(self):
+        return 8
+    def __getitem__(self, i):
+        return self.x[i], i
+
+distributed.init_from_env(torch.device("cpu"))
+torch.manual_seed(0)
+settings = TrainSettings(epochs=2, batch_size=4, progress=False, tensorboard=False,
+                         skip_nonfinite=True)
+metrics = fit(create("tiny", num_classes=8), Clips([3]), Clips([]), sys.argv[1], settings)
+print(f"rank {distributed.rank()}: train_nonfinite {metrics['train_nonfinite']}")
+distributed.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_under_torchrun_one_process_nan_skips_the_batch_in_every_process(tmp_path):
+    """Clip 3 lands in one process's half of a batch: both processes skip that step (neither
+    waits for the other's gradients), count it once, and end with the same weights."""
+    script = tmp_path / "skip.py"
+    script.write_text(TORCHRUN_SKIP)
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         f"--master_port={free_port()}", str(script), str(tmp_path / "run")],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("skipped 1 batch with a non-finite loss") == 2  # 2 epochs
+    assert "weights identical on all 2 processes" in result.stdout
+    assert sorted(re.findall(r"rank \d: train_nonfinite \d", result.stdout)) == [
+        "rank 0: train_nonfinite 1",
+        "rank 1: train_nonfinite 1",
+    ]

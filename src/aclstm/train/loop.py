@@ -414,7 +414,7 @@ def fit(
                     scaler.scale(loss / s.accumulate).backward()
             if skip:
                 _restore_buffers(model, buffers)  # the forward pass fed BatchNorm the bad batch
-                totals[4] += 1
+                totals[4] += 1 if main_process else 0  # all processes skip it: count it once
                 poisoned = True  # the optimiser step this micro-batch belongs to is dropped
             else:
                 totals[0] += loss_value * len(labels)
