@@ -253,3 +253,12 @@ def test_every_file_of_a_checkpoint_is_fsynced(tmp_path, monkeypatch):
     names = {os.path.basename(p) for p in synced}
     assert {"model.safetensors", "meta.json", "state.pt"} <= names
     assert str(tmp_path) in synced  # the renames, through the parent folder
+
+
+def test_a_checkpoint_folder_gets_the_permissions_of_any_new_folder(tmp_path):
+    """Checkpoints travel between people: the folder must not come out private (0700)."""
+    versioned(tmp_path / "last", 1)
+    (tmp_path / "plain").mkdir()
+    mode = (tmp_path / "plain").stat().st_mode
+    assert (tmp_path / "last").stat().st_mode == mode
+    assert (tmp_path / "last" / "meta.json").stat().st_mode & 0o777 == mode & 0o666

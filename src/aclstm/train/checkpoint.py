@@ -25,6 +25,7 @@ import errno
 import io
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -159,7 +160,8 @@ def save_checkpoint(
     files = checkpoint_files(model, meta, training_state)
     folder.parent.mkdir(parents=True, exist_ok=True)
     recover_checkpoint(folder)
-    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
+    partial = folder.parent / f".{folder.name}.partial-{secrets.token_hex(4)}"
+    partial.mkdir()  # not mkdtemp: its 0700 would make the checkpoint private to its writer
     try:
         for name, data in files.items():
             _write_bytes(partial / name, data)
