@@ -248,6 +248,7 @@ def _copy_buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def _restore_buffers(model: torch.nn.Module, saved: dict[str, torch.Tensor]) -> None:
+    """Put back the buffers :func:`_copy_buffers` took, undoing a skipped batch's forward."""
     for name, b in model.named_buffers():
         b.copy_(saved[name])
 
