@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import socket
+
 import torch
 
 
@@ -35,3 +38,31 @@ def write_video(path, count: int, size=(48, 64), fps: int = 10) -> None:
     levels = 10 * np.arange(1, count + 1, dtype=np.uint8)
     frames = np.broadcast_to(levels[:, None, None, None], (count, *size, 3)).copy()
     write_frames_as_video(path, frames, fps=fps)
+
+
+def tiny_run_options(root, epochs=2, batch_size=6, extra=()) -> list[str]:
+    """``aclstm train`` options for a run of the tiny net on 4 frames of 32x32 that takes
+    seconds: the synthetic set at ``root`` (generated there if absent), AdamW, no progress bar;
+    ``extra`` appends more ``--cfg-options`` entries."""
+    return [
+        "--no-progress",
+        "--cfg-options",
+        "model.preset=tiny",
+        "model.frames=4",
+        "model.size=32",
+        "model.bn_momentum=0.1",
+        "data.dataset=synth",
+        f"data.root={json.dumps(str(root))}",
+        "data.num_workers=0",
+        f"train.epochs={epochs}",
+        f"train.batch_size={batch_size}",
+        "train.optimizer=adamw",
+        *extra,
+    ]
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now, for torchrun's rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import socket
+import shutil
 import subprocess
 import sys
 
@@ -16,6 +17,10 @@ from safetensors.torch import load_file
 from aclstm.cli import build_parser, main
 from aclstm.data.synth import SynthSpec, render_clip, write_synthetic_set
 from aclstm.data.video import write_video
+from aclstm.train.checkpoint import load_training_state
+from aclstm.train.runner import load_model
+
+from helpers import free_port, tiny_run_options
 
 COMMANDS = [
     "complexity",
@@ -27,24 +32,6 @@ COMMANDS = [
     "demo",
     "reproduce",
 ]
-
-
-def tiny_run_options(root, epochs=2, batch_size=6, extra=()):
-    return [
-        "--no-progress",
-        "--cfg-options",
-        "model.preset=tiny",
-        "model.frames=4",
-        "model.size=32",
-        "model.bn_momentum=0.1",
-        "data.dataset=synth",
-        f"data.root={json.dumps(str(root))}",
-        "data.num_workers=0",
-        f"train.epochs={epochs}",
-        f"train.batch_size={batch_size}",
-        "train.optimizer=adamw",
-        *extra,
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -147,12 +134,6 @@ def test_mistakes_exit_2_with_a_message_not_a_traceback(argv, message, capsys):
     assert message in err and "Traceback" not in err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_match_one_process_with_the_same_global_batch(
     tmp_path, synth_root
@@ -172,7 +153,7 @@ def test_torchrun_two_cpu_processes_match_one_process_with_the_same_global_batch
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-         f"--master_port={_free_port()}", "-m", "aclstm", "train", "synth_demo",
+         f"--master_port={free_port()}", "-m", "aclstm", "train", "synth_demo",
          "--work-dir", str(ddp), *options],
         capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip
@@ -220,3 +201,67 @@ def test_demo_runs_the_whole_pipeline_and_ends_with_val_top1(tmp_path, capsys):
     summary = json.loads((run / "metrics.json").read_text())
     assert summary["val_top1"] == pytest.approx(float(out[-1].split("=")[1]), abs=1e-4)
     assert summary["val_clips"] == 27 and summary["prediction"]["label"] == "Swiping Left"
+
+
+def test_a_full_disk_during_a_checkpoint_write_exits_2_and_keeps_the_previous_one(
+    tmp_path, synth_root, monkeypatch, capsys
+):
+    """The disk fills up while epoch 2 writes last/state.pt: the run stops with exit code 2 and
+    a message naming the folder, and last/ still holds epoch 1, complete."""
+    from aclstm.train import checkpoint
+
+    real_write, states = checkpoint._write_bytes, []
+
+    def write(path, data):
+        if path.name == "state.pt":
+            states.append(path)
+            if len(states) == 2:
+                real_write(path, data[: len(data) // 2])
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real_write(path, data)
+
+    monkeypatch.setattr(checkpoint, "_write_bytes", write)
+    run = tmp_path / "run"
+    assert main(["train", "synth_demo", "--work-dir", str(run), *tiny_run_options(synth_root)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"aclstm train: error: {run / 'last'}: checkpoint write failed: the disk is full (No "
+        "space left on device); the previous checkpoint there is intact"
+    )
+    monkeypatch.undo()
+    assert load_training_state(run / "last")["epoch"] == 1
+    _, meta = load_model(run / "last")
+    assert meta["metrics"]["epoch"] == 1
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".last")]
+
+
+def test_resuming_with_another_cell_names_the_mismatch(trained, synth_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    options = tiny_run_options(synth_root, extra=["model.cell=convlstm"])[2:]
+    argv = ["train", "synth_demo", "--work-dir", str(run), "--resume", "--no-progress"]
+    assert main([*argv, "--cfg-options", *options]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"{run / 'last' / 'model.safetensors'}: does not fit the model: missing keys" in err
+    assert "(the checkpoint's network differs in cell: 'gated', the model's 'convlstm')" in err
+
+
+def test_skip_nonfinite_flag_turns_a_diverged_run_into_counted_skips(tmp_path, synth_root, capsys):
+    """An infinite learning rate: the first step makes every later loss NaN. Without the flag
+    the run stops at once (exit 2); with it, the non-finite batches are skipped and counted
+    until more than train.nonfinite_limit come in a row."""
+    options = tiny_run_options(synth_root, epochs=1, extra=["train.lr=inf"])
+    common = ["train", "synth_demo", "--work-dir", str(tmp_path / "run")]
+    assert main([*common, *options]) == 2
+    assert (
+        "error: non-finite loss nan at epoch 1, step 1; no checkpoint was written yet "
+        f"({tmp_path / 'run' / 'last'}) (train.skip_nonfinite = true skips such batches instead)"
+    ) in capsys.readouterr().err
+    flagged = [*common, "--skip-nonfinite", *options, "train.nonfinite_limit=1"]
+    assert main(flagged) == 2
+    assert (
+        "error: 2 batches in a row had a non-finite loss (more than train.nonfinite_limit = 1) "
+        "at epoch 1, step 2; no checkpoint was written yet"
+    ) in capsys.readouterr().err

@@ -110,3 +110,15 @@ def test_an_unknown_model_key_lists_the_network_fields():
 def test_depth_modality_gives_a_one_channel_network():
     config = load_config(None, ["model.preset=tiny", "data.dataset=isogd", "data.modality=depth"])
     assert build_model(config, num_classes=249).config.in_channels == 1
+
+
+def test_skip_nonfinite_reaches_the_training_settings():
+    from aclstm.train.runner import train_settings
+
+    assert not train_settings(load_config(None)).skip_nonfinite
+    settings = train_settings(
+        load_config(None, ["train.skip_nonfinite=true", "train.nonfinite_limit=3"])
+    )
+    assert settings.skip_nonfinite and settings.nonfinite_limit == 3
+    with pytest.raises(ConfigError, match=r"skip_nonfinite = 1: expected bool, got int"):
+        load_config(None, ["train.skip_nonfinite=1"])

@@ -101,6 +101,10 @@ def test_duplicate_class_name(tmp_path):
     ("damage", "match"),
     [
         (lambda d: (d / "00003.jpg").unlink(), r"11/00003\.jpg: frame not found"),
+        (
+            lambda d: (d / "00001.jpg").unlink() or (d / "00001.jpg").mkdir(),
+            r"11/00001\.jpg: frame unreadable \(Is a directory\)",
+        ),
         (lambda d: (d / "00001.jpg").write_bytes(b""), r"11/00001\.jpg: empty file"),
         (
             lambda d: (d / "00001.jpg").write_bytes((d / "00002.jpg").read_bytes()[:300]),
@@ -109,7 +113,14 @@ def test_duplicate_class_name(tmp_path):
         (lambda d: [p.unlink() for p in d.iterdir()], r"11: clip folder holds no \.jpg frames"),
         (lambda d: [p.unlink() for p in d.iterdir()] and d.rmdir(), r"11: clip folder not found"),
     ],
-    ids=["missing-frame", "empty-jpeg", "truncated-jpeg", "empty-folder", "missing-folder"],
+    ids=[
+        "missing-frame",
+        "unreadable-frame",
+        "empty-jpeg",
+        "truncated-jpeg",
+        "empty-folder",
+        "missing-folder",
+    ],
 )
 def test_bad_frames_name_the_file_and_can_be_skipped(tmp_path, damage, match):
     write_jester(tmp_path)

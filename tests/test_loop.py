@@ -1,9 +1,15 @@
-"""The training loop: it learns, writes its files, resumes bit for bit, stops on NaN."""
+"""The training loop: it learns, writes its files, resumes bit for bit, stops on NaN (or skips
+and counts NaN batches when told to)."""
 
 from __future__ import annotations
 
 import copy
 import json
+import math
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -14,6 +20,8 @@ from aclstm.data.synth import SynthSpec, write_synthetic_set
 from aclstm.models import create
 from aclstm.train.checkpoint import load_meta
 from aclstm.train.loop import TrainSettings, evaluate, fit
+
+from helpers import free_port
 
 
 class RandomClips(torch.utils.data.Dataset):
@@ -92,8 +100,12 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path):
     before = (tmp_path / "last" / "model.safetensors").read_bytes()
     with torch.no_grad():
         model.classifier.weight.fill_(float("nan"))
-    with pytest.raises(FloatingPointError, match="non-finite loss nan at epoch 1,"):
+    with pytest.raises(FloatingPointError) as info:
         fit(model, data, data, tmp_path, TrainSettings(epochs=1, batch_size=4), log=lambda _: None)
+    assert str(info.value) == (
+        f"non-finite loss nan at epoch 1, step 0; the last good checkpoint is {tmp_path / 'last'}"
+        " (train.skip_nonfinite = true skips such batches instead)"
+    )
     assert (tmp_path / "last" / "model.safetensors").read_bytes() == before
 
 
@@ -133,3 +145,129 @@ def test_label_smoothing_is_applied_to_the_training_loss(tmp_path, smoothing):
     with torch.no_grad():  # one step over all 8 clips: BatchNorm sees the same batch
         expected = F.cross_entropy(start(data.x), data.y, label_smoothing=smoothing)
     assert metrics["train_loss"] == pytest.approx(expected.item(), rel=1e-5)
+
+
+class NaNClips(RandomClips):
+    """RandomClips with the clips at ``bad`` full of NaN: their batches' losses are NaN."""
+
+    def __init__(self, bad, n=8, classes=8):
+        super().__init__(n, classes)
+        self.x[list(bad)] = float("nan")
+
+
+def quiet(**kwargs):
+    return TrainSettings(progress=False, tensorboard=False, **kwargs)
+
+
+def test_skip_nonfinite_skips_the_batch_counts_it_and_reports_it(tmp_path):
+    torch.manual_seed(0)
+    logs = []
+    settings = quiet(epochs=2, batch_size=4, skip_nonfinite=True)
+    metrics = fit(create("tiny", num_classes=8), NaNClips(bad=[3]), RandomClips(), tmp_path,
+                  settings, log=logs.append)  # fmt: skip
+    records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["train_nonfinite"] for r in records] == [1, 1]  # one of the 2 batches an epoch
+    assert metrics["step"] == 4 and math.isfinite(metrics["train_loss"])
+    assert logs[-1].endswith(", skipped 1 batch with a non-finite loss")
+
+
+def test_a_skipped_batch_takes_no_optimiser_step_and_leaves_batch_norm_alone(tmp_path):
+    torch.manual_seed(0)
+    model = create("tiny", num_classes=8)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    settings = quiet(epochs=1, batch_size=4, skip_nonfinite=True)
+    metrics = fit(model, NaNClips(bad=range(8)), RandomClips(), tmp_path, settings,
+                  log=lambda _: None)  # fmt: skip
+    assert metrics["train_nonfinite"] == 2 and metrics["step"] == 2
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_too_many_non_finite_batches_in_a_row_stop_the_run_anyway(tmp_path):
+    data = RandomClips()
+    model = create("tiny", num_classes=8)
+    fit(model, data, data, tmp_path, quiet(epochs=1, batch_size=2), log=lambda _: None)
+    before = (tmp_path / "last" / "model.safetensors").read_bytes()
+    settings = quiet(epochs=1, batch_size=2, skip_nonfinite=True, nonfinite_limit=2)
+    with pytest.raises(
+        FloatingPointError,
+        match=r"^3 batches in a row had a non-finite loss \(more than train\.nonfinite_limit = "
+        r"2\) at epoch 1, step 2; the last good checkpoint is .*last$",
+    ):
+        fit(model, NaNClips(bad=range(8)), data, tmp_path, settings, log=lambda _: None)
+    assert (tmp_path / "last" / "model.safetensors").read_bytes() == before
+
+
+def test_weights_gone_non_finite_are_not_checkpointed(tmp_path):
+    """A step with a finite loss can still blow the weights up (here an infinite learning
+    rate): the epoch's checkpoint is refused, the previous one stays."""
+    data = RandomClips()
+    model = create("tiny", num_classes=8)
+    fit(model, data, data, tmp_path, quiet(epochs=1, batch_size=8), log=lambda _: None)
+    before = (tmp_path / "last" / "model.safetensors").read_bytes()
+    settings = quiet(epochs=1, batch_size=8, lr=float("inf"))
+    with pytest.raises(FloatingPointError, match=r"^non-finite weights after epoch 1 \(\d+ tens"):
+        fit(model, data, data, tmp_path, settings, log=lambda _: None)
+    assert (tmp_path / "last" / "model.safetensors").read_bytes() == before
+
+
+def test_resume_repairs_the_metrics_a_kill_left_behind(tmp_path):
+    """Killed after the checkpoint of epoch 2 but before its record, with half a record of
+    epoch 3 of an older attempt: resuming leaves one record per epoch, 1 to 3."""
+    data = RandomClips()
+    settings = quiet(epochs=2, batch_size=4)
+    fit(create("tiny", num_classes=8), data, data, tmp_path, settings, log=lambda _: None)
+    metrics = tmp_path / "metrics.jsonl"
+    first, second = metrics.read_text().splitlines()
+    metrics.write_text(first + '\n{"epoch": 3, "train_lo')
+    settings = quiet(epochs=3, batch_size=4)
+    fit(create("tiny", num_classes=8), data, data, tmp_path, settings, resume=True,
+        log=lambda _: None)  # fmt: skip
+    records = [json.loads(x) for x in metrics.read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert records[1] == json.loads(second)  # from last/meta.json of epoch 2
+
+
+TORCHRUN_SKIP = """
+import sys, torch
+from aclstm.models import create
+from aclstm.train import distributed
+from aclstm.train.loop import TrainSettings, fit
+
+class Clips(torch.utils.data.Dataset):
+    def __init__(self, bad):
+        self.x = torch.randn(8, 3, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+        self.x[bad] = float("nan")
+    def __len__(self):
+        return 8
+    def __getitem__(self, i):
+        return self.x[i], i
+
+distributed.init_from_env(torch.device("cpu"))
+torch.manual_seed(0)
+settings = TrainSettings(epochs=2, batch_size=4, progress=False, tensorboard=False,
+                         skip_nonfinite=True)
+metrics = fit(create("tiny", num_classes=8), Clips([3]), Clips([]), sys.argv[1], settings)
+print(f"rank {distributed.rank()}: train_nonfinite {metrics['train_nonfinite']}")
+distributed.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_under_torchrun_one_process_nan_skips_the_batch_in_every_process(tmp_path):
+    """Clip 3 lands in one process's half of a batch: both processes skip that step (neither
+    waits for the other's gradients), count it once, and end with the same weights."""
+    script = tmp_path / "skip.py"
+    script.write_text(TORCHRUN_SKIP)
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         f"--master_port={free_port()}", str(script), str(tmp_path / "run")],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("skipped 1 batch with a non-finite loss") == 2  # 2 epochs
+    assert "weights identical on all 2 processes" in result.stdout
+    assert sorted(re.findall(r"rank \d: train_nonfinite \d", result.stdout)) == [
+        "rank 0: train_nonfinite 1",
+        "rank 1: train_nonfinite 1",
+    ]

@@ -125,6 +125,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides.append("train.compile=true")
     if args.seed is not None:
         overrides.append(f"train.seed={args.seed}")
+    if args.skip_nonfinite:
+        overrides.append("train.skip_nonfinite=true")
     path = _config_path(args.config)
     config = load_config(path, overrides)
     work_dir = Path(args.work_dir or Path("runs") / path.stem)
@@ -334,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--compile", action="store_true", help="torch.compile the network")
     train.add_argument("--seed", type=int, help="the run's seed (train.seed)")
+    train.add_argument(
+        "--skip-nonfinite",
+        action="store_true",
+        help="skip (and count) a batch whose loss is NaN or inf instead of stopping the run; "
+        "it still stops after train.nonfinite_limit (10) in a row (train.skip_nonfinite)",
+    )
     train.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE", help=cfg_help)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=_cmd_train)

@@ -108,6 +108,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto: CUDA when there is one
     init_from: str | None = None  # a checkpoint to start from (a new head if classes differ)
+    skip_nonfinite: bool = False  # a non-finite loss skips its batch (counted) instead of stopping
+    nonfinite_limit: int = 10  # with skip_nonfinite: stop anyway after this many in a row
 
 
 @dataclass

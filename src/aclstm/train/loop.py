@@ -1,6 +1,7 @@
 """The training loop: SGD with the paper's polynomial decay, validation every epoch, atomic
 best/last checkpoints, JSONL and TensorBoard logs, a progress bar, and a resume that continues
-bit for bit. Under ``torchrun`` it runs data-parallel (see :mod:`aclstm.train.distributed`)."""
+bit for bit. A non-finite loss stops the run, or, with ``skip_nonfinite``, skips the batch and
+is counted. Under ``torchrun`` it runs data-parallel (see :mod:`aclstm.train.distributed`)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,26 @@ from aclstm.data import collate_skipping
 from aclstm.models import weight_decay_param_groups
 
 from . import distributed
-from .checkpoint import load_training_state, load_weights, save_checkpoint
+from .checkpoint import (
+    atomic_write,
+    load_meta,
+    load_training_state,
+    load_weights,
+    readable_folder,
+    recover_checkpoint,
+    save_checkpoint,
+)
 from .sampler import StepBatchSampler
 from .schedule import poly_lr
 
-__all__ = ["TrainSettings", "evaluate", "fit"]
+__all__ = [
+    "NonFiniteGuard",
+    "TrainSettings",
+    "check_finite_weights",
+    "evaluate",
+    "fit",
+    "repair_metrics",
+]
 
 
 @dataclass
@@ -52,6 +68,8 @@ class TrainSettings:
     seed: int = 0
     progress: bool = True  # a progress bar on stderr (rank 0)
     tensorboard: bool = True  # TensorBoard event files in work_dir/tensorboard (rank 0)
+    skip_nonfinite: bool = False  # a non-finite loss skips its batch (counted) instead of stopping
+    nonfinite_limit: int = 10  # with skip_nonfinite: stop anyway after this many in a row
 
 
 def autocast(device: torch.device, amp: str | None):
@@ -160,12 +178,138 @@ def make_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Opti
     raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {s.optimizer!r}")
 
 
+def _skip_note(metrics: dict[str, Any]) -> str:
+    """``, skipped 3 train + 1 val unreadable clips, 2 batches with a non-finite loss`` (or
+    nothing) for the end-of-epoch line."""
+    note = ""
+    if metrics["train_skipped"] or metrics["val_skipped"]:
+        note += (
+            f", skipped {metrics['train_skipped']} train + {metrics['val_skipped']} val "
+            "unreadable clips"
+        )
+    if metrics["train_nonfinite"]:
+        count = metrics["train_nonfinite"]
+        note += f", skipped {count} batch{'es' if count != 1 else ''} with a non-finite loss"
+    return note
+
+
 def _tensorboard(work_dir: Path, enabled: bool):
     if not enabled:
         return None
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(str(work_dir / "tensorboard"))
+
+
+class NonFiniteGuard:
+    """What a non-finite loss does: stop the run (the default), or with ``skip`` skip its
+    batch, until more than ``limit`` batches in a row were non-finite. Under torchrun the
+    processes agree first (one process's NaN skips the batch everywhere), so none hangs."""
+
+    def __init__(self, skip: bool, limit: int, last: Path) -> None:
+        if limit < 0:
+            raise ValueError(f"train.nonfinite_limit must be >= 0, got {limit}")
+        self.skip, self.limit, self.last = skip, limit, last
+        self.in_a_row = 0
+
+    def skips(self, loss_value: float, epoch: int, step: int) -> bool:
+        """True: leave this batch out. Raises FloatingPointError when the run must stop."""
+        bad = not math.isfinite(loss_value)
+        if distributed.world_size() > 1:
+            bad = distributed.all_reduce_sum(torch.tensor([float(bad)])).item() > 0
+        if not bad:
+            self.in_a_row = 0
+            return False
+        self.in_a_row += 1
+        where = f"at epoch {epoch + 1}, step {step}; {last_good(self.last)}"
+        if not self.skip:
+            raise FloatingPointError(
+                f"non-finite loss {loss_value} {where} (train.skip_nonfinite = true skips such "
+                "batches instead)"
+            )
+        if self.in_a_row > self.limit:
+            raise FloatingPointError(
+                f"{self.in_a_row} batches in a row had a non-finite loss (more than "
+                f"train.nonfinite_limit = {self.limit}) {where}"
+            )
+        return True
+
+
+def last_good(last: Path) -> str:
+    """Where the run's last good checkpoint is, for the message that stops the run."""
+    if readable_folder(last).is_dir():
+        return f"the last good checkpoint is {last}"
+    return f"no checkpoint was written yet ({last})"
+
+
+def _copy_buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The BatchNorm statistics (every buffer) before a forward pass that may be skipped."""
+    return {name: b.detach().clone() for name, b in model.named_buffers()}
+
+
+@torch.no_grad()
+def _restore_buffers(model: torch.nn.Module, saved: dict[str, torch.Tensor]) -> None:
+    """Put back the buffers :func:`_copy_buffers` took, undoing a skipped batch's forward."""
+    for name, b in model.named_buffers():
+        b.copy_(saved[name])
+
+
+def check_finite_weights(model: torch.nn.Module, epoch: int, last: Path) -> None:
+    """Refuse to checkpoint weights that went non-finite (a step can turn them so with a
+    finite loss), so ``last`` keeps the last good ones."""
+    bad = [
+        name
+        for name, value in model.state_dict().items()
+        if value.is_floating_point() and not torch.isfinite(value).all()
+    ]
+    if bad:
+        raise FloatingPointError(
+            f"non-finite weights after epoch {epoch + 1} ({len(bad)} tensors, e.g. {bad[0]}); "
+            f"not saved: {last_good(last)}"
+        )
+
+
+def repair_metrics(path: Path, epoch: int, last_metrics: dict[str, Any] | None) -> None:
+    """Make ``metrics.jsonl`` hold one record per epoch up to ``epoch`` (the checkpoint's)
+    before a resumed run appends to it: a kill can land between a checkpoint and its record,
+    mid-record, or after records of epochs whose checkpoint is gone. The checkpoint's own
+    record (kept in its meta.json) fills a gap."""
+    kept: dict[int, dict[str, Any]] = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a record cut short by a kill
+        number = record.get("epoch") if isinstance(record, dict) else None
+        if isinstance(number, int) and number <= epoch:
+            kept[number] = record
+    if last_metrics is not None and last_metrics.get("epoch") == epoch:
+        kept[epoch] = last_metrics
+    text = "".join(json.dumps(kept[k]) + "\n" for k in sorted(kept))
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def _resume(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    work_dir: Path,
+    resume: bool | str | Path,
+    main_process: bool,
+) -> tuple[int, int, float, Path]:
+    """Load weights, optimiser and random streams of the checkpoint to resume from, after
+    finishing any checkpoint swap a kill interrupted; returns (step, epoch, best top-1,
+    folder)."""
+    last = work_dir / "last" if resume is True else Path(resume)
+    if main_process and resume is True:  # the run's own folder; another run's is only read
+        recover_checkpoint(last)
+    distributed.barrier()
+    load_weights(last, model)
+    state = load_training_state(last)
+    optimizer.load_state_dict(state["optimizer"])
+    _restore_rng(state["rng"])
+    if main_process:
+        repair_metrics(work_dir / "metrics.jsonl", state["epoch"], load_meta(last).get("metrics"))
+    return state["step"], state["epoch"], state["best_top1"], last
 
 
 def fit(
@@ -185,8 +329,8 @@ def fit(
     ``work_dir/best`` (the best validation top-1), ``work_dir/metrics.jsonl`` and TensorBoard
     files. With ``resume`` it continues from ``work_dir/last``: weights, optimiser, step,
     epoch and every random stream, so the run ends with the same weights as one never
-    interrupted (``resume`` may also name another checkpoint folder holding a training
-    state). Under torchrun only rank 0 writes and logs.
+    interrupted, even one killed at any point (``resume`` may also name another checkpoint
+    folder holding a training state). Under torchrun only rank 0 writes and logs.
     """
     work_dir = Path(work_dir)
     device = torch.device(device)
@@ -224,13 +368,11 @@ def fit(
     meta = {**(meta or {}), "settings": asdict(s)}
     step, start_epoch, best_top1 = 0, 0, -1.0
     if resume:
-        last = work_dir / "last" if resume is True else Path(resume)
-        load_weights(last, model)
-        state = load_training_state(last)
-        optimizer.load_state_dict(state["optimizer"])
-        step, start_epoch, best_top1 = state["step"], state["epoch"], state["best_top1"]
-        _restore_rng(state["rng"])
-        log(f"resumed from {last} at epoch {start_epoch}, step {step}")
+        step, start_epoch, best_top1, source = _resume(
+            model, optimizer, work_dir, resume, main_process
+        )
+        log(f"resumed from {source} at epoch {start_epoch}, step {step}")
+    guard = NonFiniteGuard(s.skip_nonfinite, s.nonfinite_limit, work_dir / "last")
     net = distributed.wrap(model, device)
     if s.compile:
         net = torch.compile(net)
@@ -245,7 +387,7 @@ def fit(
         if hasattr(train_set, "set_epoch"):  # workers start afresh each epoch and see it
             train_set.set_epoch(epoch)
         started = time.perf_counter()
-        totals = torch.zeros(4, dtype=torch.float64)  # loss sum, correct, seen, skipped
+        totals = torch.zeros(5, dtype=torch.float64)  # loss sum, correct, seen, skipped, NaN
         bar = tqdm(
             loader,
             desc=f"epoch {epoch + 1}/{s.epochs}",
@@ -254,6 +396,7 @@ def fit(
             file=sys.stderr,
             disable=not (s.progress and main_process),
         )
+        poisoned = False
         for micro, batch in enumerate(bar):
             totals[3] += batch.skipped
             if not len(batch.labels):
@@ -262,6 +405,7 @@ def fit(
             labels = batch.labels.to(device)
             last_micro = (micro + 1) % s.accumulate == 0
             sync = nullcontext() if last_micro or world == 1 else net.no_sync()
+            buffers = _copy_buffers(model) if s.skip_nonfinite else None
             with sync:
                 with autocast(device, s.amp):
                     logits = net(clips)
@@ -269,26 +413,30 @@ def fit(
                         logits.float(), labels, label_smoothing=s.label_smoothing
                     )
                 loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    raise FloatingPointError(
-                        f"non-finite loss {loss_value} at epoch {epoch + 1}, step {step}; the "
-                        f"last good checkpoint is {work_dir / 'last'}"
-                    )
-                scaler.scale(loss / s.accumulate).backward()
-            totals[0] += loss_value * len(labels)
-            totals[1] += (logits.argmax(1) == labels).sum().item()
-            totals[2] += len(labels)
+                skip = guard.skips(loss_value, epoch, step)
+                if not skip:
+                    scaler.scale(loss / s.accumulate).backward()
+            if skip:
+                _restore_buffers(model, buffers)  # the forward pass fed BatchNorm the bad batch
+                totals[4] += 1 if main_process else 0  # all processes skip it: count it once
+                poisoned = True  # the optimiser step this micro-batch belongs to is dropped
+            else:
+                totals[0] += loss_value * len(labels)
+                totals[1] += (logits.argmax(1) == labels).sum().item()
+                totals[2] += len(labels)
             if last_micro:
                 lr = poly_lr(step, total_steps, s.lr, s.end_lr, s.power)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                scaler.step(optimizer)
-                scaler.update()
+                if not poisoned:
+                    scaler.step(optimizer)
+                    scaler.update()
                 optimizer.zero_grad(set_to_none=True)
-                step += 1
-                if board is not None:
+                step += 1  # a dropped step too: the schedule stays on course
+                if board is not None and not poisoned:
                     board.add_scalar("train/loss", loss_value, step)
                     board.add_scalar("train/lr", lr, step)
+                poisoned = False
             seen = max(totals[2].item(), 1)
             bar.set_postfix(
                 loss=f"{totals[0].item() / seen:.3f}",
@@ -312,6 +460,7 @@ def fit(
             "train_top1": totals[1].item() / seen,
             "train_clips_per_s": totals[2].item() / elapsed,
             "train_skipped": int(totals[3].item()),
+            "train_nonfinite": int(totals[4].item()),
             "val_top1": val["top1"],
             "val_top5": val["top5"],
             "val_loss": val["loss"],
@@ -319,6 +468,7 @@ def fit(
             "epoch_seconds": elapsed,
         }
         best_top1 = max(best_top1, val["top1"])
+        check_finite_weights(model, epoch, work_dir / "last")
         if main_process:
             state = {
                 "optimizer": optimizer.state_dict(),
@@ -327,22 +477,18 @@ def fit(
                 "best_top1": best_top1,
                 "rng": _rng_state(),
             }
-            save_checkpoint(work_dir / "last", model, {**meta, "metrics": metrics}, state)
+            # best/ before last/: a kill between them resumes from the epoch before, which
+            # repeats this one exactly and writes the same best/ again.
             if val["top1"] >= best_top1:
                 save_checkpoint(work_dir / "best", model, {**meta, "metrics": metrics})
+            save_checkpoint(work_dir / "last", model, {**meta, "metrics": metrics}, state)
             with open(work_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(metrics) + "\n")
             if board is not None:
                 for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5"):
                     board.add_scalar(key.replace("_", "/", 1), metrics[key], epoch + 1)
                 board.flush()
-            skipped = metrics["train_skipped"] + metrics["val_skipped"]
-            note = (
-                f", skipped {metrics['train_skipped']} train + {metrics['val_skipped']} val "
-                "unreadable clips"
-                if skipped
-                else ""
-            )
+            note = _skip_note(metrics)
             log(
                 f"epoch {epoch + 1}/{s.epochs}: loss {metrics['train_loss']:.3f}, "
                 f"train top-1 {metrics['train_top1']:.3f}, val top-1 {val['top1']:.3f}, "

@@ -58,6 +58,8 @@ def train_settings(config: RunConfig) -> TrainSettings:
         channels_last=t.channels_last,
         num_workers=config.data.num_workers,
         seed=t.seed,
+        skip_nonfinite=t.skip_nonfinite,
+        nonfinite_limit=t.nonfinite_limit,
     )
 
 

@@ -1,0 +1,97 @@
+"""Kill -9 a training run at several points (inside a step, inside validation, inside a
+checkpoint write, between the renames of a checkpoint swap): the newest complete checkpoint
+loads, ``--resume`` finishes the run, and its final weights equal an uninterrupted run's bit
+for bit (CPU, deterministic algorithms). tests/fault_injection.py does the killing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from aclstm.data.synth import SynthSpec, write_synthetic_set
+from aclstm.train.checkpoint import load_training_state
+from aclstm.train.runner import load_model
+
+from helpers import tiny_run_options
+
+pytestmark = pytest.mark.slow  # two or three training processes per test
+
+FAULT_SCRIPT = Path(__file__).with_name("fault_injection.py")
+EPOCHS = 3  # of 3 steps: 12 clips of 4 classes, batch 4; 12 validation clips, 3 batches
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    write_synthetic_set(root, SynthSpec(clips_per_class=6, val_fraction=0.5, seed=4,
+                                        classes=(0, 1, 2, 3)))  # fmt: skip
+    return root
+
+
+def aclstm(fault: str, run: Path, data: Path, resume: bool = False):
+    """``aclstm train`` in a child process, killed where ``fault`` says."""
+    argv = ["train", "synth_demo", "--work-dir", str(run), *(["--resume"] if resume else [])]
+    options = tiny_run_options(data, epochs=EPOCHS, batch_size=4)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(FAULT_SCRIPT), fault, *argv, *options]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, data):
+    run = tmp_path_factory.mktemp("reference")
+    result = aclstm("none::0", run, data)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run
+
+
+def records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+
+
+@pytest.mark.parametrize(
+    ("fault", "newest"),
+    [
+        ("step::5", 1),  # the 2nd step of epoch 2
+        ("validate::5", 1),  # the 2nd batch of epoch 2's validation
+        ("write:state.pt:2", 1),  # halfway through epoch 2's last/state.pt
+        ("rename:.last.old:1", 2),  # epoch 2's last/ complete as .last.new, epoch 1's in last/
+        ("rename:last:2", 2),  # no last/ at all: epoch 1's in .last.old, epoch 2's in .last.new
+    ],
+    ids=["in-a-step", "in-validation", "in-a-checkpoint-file", "before-the-swap", "mid-swap"],
+)
+def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(
+    fault, newest, data, reference, tmp_path
+):
+    run = tmp_path / "run"
+    killed = aclstm(fault, run, data)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+
+    _, meta = load_model(run / "last")  # the newest complete checkpoint, whole
+    assert meta["metrics"]["epoch"] == load_training_state(run / "last")["epoch"] == newest
+
+    resumed = aclstm("none::0", run, data, resume=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed from {run / 'last'} at epoch {newest}," in resumed.stdout
+    assert_same_weights(run / "last", reference / "last")
+    assert_same_weights(run / "best", reference / "best")
+    ours, theirs = records(run), records(reference)
+    assert [r["epoch"] for r in ours] == list(range(1, EPOCHS + 1))
+    assert [r["train_loss"] for r in ours] == [r["train_loss"] for r in theirs]
+    assert [r["val_loss"] for r in ours] == [r["val_loss"] for r in theirs]
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".")]  # nothing left over
