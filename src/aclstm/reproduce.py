@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aclstm.analysis.complexity import CellComplexity, cell_complexity
-from aclstm.analysis.report import _pyplot, read_metrics
+from aclstm.analysis.report import pyplot, read_metrics
 from aclstm.config import RunConfig, apply_overrides, config_from_dict, read_config_file
 from aclstm.models import preset_config
 from aclstm.nn import cell_names, resolve_cell_name
@@ -234,7 +234,7 @@ def format_table(rows: list[CellRow], data: str, seeds: list[int]) -> str:
 
 def plot_accuracy_vs_mult_adds(rows: list[CellRow], path: Path, title: str) -> Path:
     """Validation top-1 (mean, ± std) against the measured multiply-adds of one ConvLSTM step."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import FuncFormatter
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["per_class_accuracy", "plot_confusion", "plot_curves", "read_metrics"]
+__all__ = ["per_class_accuracy", "plot_confusion", "plot_curves", "pyplot", "read_metrics"]
 
 
 def per_class_accuracy(confusion, classes: list[str]) -> list[dict]:
@@ -21,7 +21,8 @@ def per_class_accuracy(confusion, classes: list[str]) -> list[dict]:
     return rows
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend: figures go to files, no display is needed."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
@@ -32,7 +33,7 @@ def _pyplot():
 
 def plot_confusion(confusion, classes: list[str], path: str | Path, title: str = "") -> Path:
     """A row-normalised confusion matrix (true class down, predicted across) as a PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     matrix = np.asarray(confusion, dtype=np.float64)
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     n = len(classes)
@@ -66,7 +67,7 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 def plot_curves(records: list[dict], path: str | Path) -> Path:
     """Loss and top-1 accuracy per epoch, training beside validation, as a PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [r["epoch"] for r in records]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
     loss_ax.plot(epochs, [r["train_loss"] for r in records], "o-", label="train")

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from aclstm.models.res3d import Res3D
 
-from .report import _pyplot
+from .report import pyplot
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -202,7 +202,7 @@ def draw_visualization(
 ) -> Figure:
     """Fig. 3 as a matplotlib figure: a row of hidden-state heat-maps, then one row per
     layer with attention; columns are the recurrent steps."""
-    plt = _pyplot()
+    plt = pyplot()
     steps = len(vis.frame_indices)
     rows = 1 + len(vis.attention)
     fig, axes = plt.subplots(
@@ -236,7 +236,7 @@ def save_visualization(
     source: str = "",
 ) -> Path:
     """Draw Fig. 3 into a PNG file."""
-    plt = _pyplot()
+    plt = pyplot()
     fig = draw_visualization(vis, classes, label, source)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
