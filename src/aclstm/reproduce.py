@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from aclstm.analysis.complexity import CellComplexity, cell_complexity
 from aclstm.analysis.report import pyplot, read_metrics
 from aclstm.config import RunConfig, apply_overrides, config_from_dict, read_config_file
-from aclstm.models import preset_config
+from aclstm.models import GestureNetConfig
 from aclstm.nn import cell_names, resolve_cell_name
 from aclstm.train.checkpoint import atomic_write
+from aclstm.train.runner import model_config
 
 __all__ = [
     "DATA_CONFIGS",
@@ -167,9 +168,10 @@ def layer_complexity(config: RunConfig, cell: str) -> CellComplexity:
     )
 
 
-def network_config(config: RunConfig, cell: str):
-    m = config.model
-    return preset_config(m.preset, cell=cell, width_multiplier=m.width_multiplier, **m.overrides)
+def network_config(config: RunConfig, cell: str) -> GestureNetConfig:
+    """The network of ``config`` with ``cell`` in place of its own (modality included)."""
+    with_cell = replace(config, model=replace(config.model, cell=cell))
+    return model_config(with_cell, num_classes=27)  # the presets' head: Jester's classes
 
 
 def summarise(config: RunConfig, results: list[dict[str, Any]]) -> list[CellRow]:

@@ -21,23 +21,27 @@ from . import distributed
 from .checkpoint import CheckpointError, load_meta, load_weights
 from .loop import TrainSettings, fit
 
-__all__ = ["META_FORMAT", "build_model", "load_model", "train", "train_settings"]
+__all__ = ["META_FORMAT", "build_model", "load_model", "model_config", "train", "train_settings"]
 
 META_FORMAT = 1
 
 
-def build_model(config: RunConfig, num_classes: int) -> GestureNet:
-    """The configured network with a head of ``num_classes``."""
+def model_config(config: RunConfig, num_classes: int) -> GestureNetConfig:
+    """The network a run config describes: its preset, cell, width, modality and overrides."""
     m = config.model
     modality = "depth" if config.data.modality == "depth" else None
-    network = preset_config(
+    return preset_config(
         m.preset,
         cell=m.cell,
         width_multiplier=m.width_multiplier,
         modality=modality,
         **{"num_classes": num_classes, **m.overrides},
     )
-    return GestureNet(network)
+
+
+def build_model(config: RunConfig, num_classes: int) -> GestureNet:
+    """The configured network with a head of ``num_classes``."""
+    return GestureNet(model_config(config, num_classes))
 
 
 def train_settings(config: RunConfig) -> TrainSettings:
