@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import simplejpeg
 import torch
 from torch.utils.data import DataLoader
 
@@ -206,3 +207,52 @@ def test_draws_depend_on_seed_epoch_and_index_and_the_crop_can_stay_centred(tmp_
     for epoch in range(3):
         centred.set_epoch(epoch)
         assert torch.equal(centred[1][0], evaluation[1][0])
+
+
+def test_horizontal_flip_mirrors_the_clip_and_swaps_its_label(tmp_path):
+    write_jester(tmp_path)
+    ramp = np.broadcast_to(np.linspace(0, 250, 176, dtype=np.uint8), (100, 176))
+    for clip_id in ("11", "12"):  # frames darker on the left: a flip shows
+        for path in (tmp_path / "20bn-jester-v1" / clip_id).glob("*.jpg"):
+            frame = np.repeat(ramp[:, :, None], 3, axis=2).copy()
+            path.write_bytes(simplejpeg.encode_jpeg(frame, quality=95))
+    flipping = JesterDataset(tmp_path, "train", clip_len=5, size=32, seed=1)
+    flipping.random_crop = False
+    flipping.horizontal_flip = True
+    plain = JesterDataset(tmp_path, "train", clip_len=5, size=32, training=False)
+    seen = set()
+    for epoch in range(12):
+        flipping.set_epoch(epoch)
+        for index, (as_is, mirrored) in ((0, (2, 2)), (1, (0, 1))):  # Thumb Up; Swiping Left
+            clip, label = flipping[index]
+            reference = plain[index][0]  # every frame the same: jitter cannot show
+            if torch.allclose(clip, reference, atol=1e-4):
+                assert label == as_is
+                seen.add((index, "as is"))
+            else:
+                assert torch.allclose(clip.flip(-1), reference, atol=1e-4)
+                assert label == mirrored
+                seen.add((index, "mirrored"))
+    assert len(seen) == 4  # both clips came both ways
+    evaluation = JesterDataset(tmp_path, "train", clip_len=5, size=32, training=False)
+    evaluation.horizontal_flip = True  # never flips outside training
+    assert torch.equal(evaluation[1][0], plain[1][0]) and evaluation[1][1] == 0
+
+
+def test_horizontal_flip_refuses_classes_without_their_mirror(tmp_path):
+    write_jester(tmp_path)
+    (tmp_path / "jester-v1-labels.csv").write_text("Swiping Left\nSwiping Up\nThumb Up\n")
+    dataset = JesterDataset(tmp_path, "train", clip_len=4, size=32)
+    with pytest.raises(ValueError, match="mirrors to 'Swiping Right', which is not a class"):
+        dataset.horizontal_flip = True
+
+
+def test_config_turns_the_flip_on(tmp_path):
+    from aclstm.config import DataConfig
+    from aclstm.data.factory import build_dataset
+
+    write_jester(tmp_path)
+    flipped = DataConfig(dataset="jester", root=str(tmp_path), horizontal_flip=True)
+    assert build_dataset(flipped, "train", clip_len=4, size=32).horizontal_flip
+    plain = DataConfig(dataset="jester", root=str(tmp_path))
+    assert not build_dataset(plain, "train", clip_len=4, size=32).horizontal_flip

@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from aclstm.data.transforms import MEANS, crop_box, prepare_clip
+from aclstm.data.transforms import MEANS, crop_box, mirror_labels, prepare_clip
 
 
 def test_crop_box_centre_and_random_offset():
@@ -41,3 +41,26 @@ def test_prepare_clip_rejects_bad_shapes():
         prepare_clip(torch.zeros(100, 176, 3, dtype=torch.uint8), 112, (0, 0, 0), False)
     with pytest.raises(ValueError, match="frames have 1 channels, the mean has 3"):
         prepare_clip(torch.zeros(2, 100, 176, 1, dtype=torch.uint8), 112, (0, 0, 0), False)
+
+
+def test_mirror_labels_swap_left_right_and_the_sense_of_rotation():
+    from aclstm.data.synth import JESTER_CLASSES
+
+    mirror = mirror_labels(JESTER_CLASSES)
+    swapped = {JESTER_CLASSES[i]: JESTER_CLASSES[j] for i, j in enumerate(mirror) if i != j}
+    assert swapped == {
+        "Swiping Left": "Swiping Right",
+        "Swiping Right": "Swiping Left",
+        "Sliding Two Fingers Left": "Sliding Two Fingers Right",
+        "Sliding Two Fingers Right": "Sliding Two Fingers Left",
+        "Turning Hand Clockwise": "Turning Hand Counterclockwise",
+        "Turning Hand Counterclockwise": "Turning Hand Clockwise",
+    }
+    assert mirror_labels(["wave", "point left", "Point Right"]) == [0, 2, 1]  # any case
+    # "Leftover" is not the word "left": its own mirror.
+    assert mirror_labels(["Leftover", "Rightly so"]) == [0, 1]
+
+
+def test_mirror_labels_refuse_a_class_without_its_mirror():
+    with pytest.raises(ValueError, match="'Swiping Left' mirrors to 'Swiping Right'"):
+        mirror_labels(["Swiping Left", "Thumb Up"])

@@ -83,6 +83,7 @@ class DataConfig:
     template: str = "{:05d}.jpg"  # rawframes: frame file names (IsoGD frames: "{:06d}.jpg")
     mean: list[float] | None = None  # default: the dataset's and modality's mean
     random_crop: bool = True  # training crop anywhere along the long side (released); or centred
+    horizontal_flip: bool = False  # mirror half the training clips, swapping Left/Right labels
     on_error: str = "raise"  # or "skip": drop unreadable clips and count them
     num_workers: int = 2
     synth: SynthConfig = field(default_factory=SynthConfig)

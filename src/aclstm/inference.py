@@ -47,7 +47,7 @@ def load_input(source: str, meta: dict[str, Any]) -> tuple[torch.Tensor, int, st
     dataset = ClipDataset(
         [record], meta["classes"], meta["clip_len"], meta["size"], tuple(meta["mean"])
     )
-    return dataset.load(0), -1, str(path)
+    return dataset.load(0)[0], -1, str(path)
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from .io import DataError, read_jpegs
 from .sampling import sample_indices
-from .transforms import prepare_clip
+from .transforms import mirror_labels, prepare_clip
 from .video import VIDEO_SUFFIXES, read_video
 
 __all__ = ["ClipDataset", "ClipRecord", "frame_files"]
@@ -52,6 +52,11 @@ class ClipDataset(Dataset):
     ``random_crop`` (default True, as released) places the training crop at random along the
     long side; False keeps it centred, with temporal jitter still on.
 
+    ``horizontal_flip`` (default False, as released) mirrors half of the training clips and
+    gives each the label of its mirror image (:func:`mirror_labels`: Swiping Left becomes
+    Swiping Right, Turning Hand Clockwise becomes Counterclockwise); a plain flip would teach
+    a model that those classes look alike.
+
     ``on_error="raise"`` raises the :class:`DataError` that names the bad file;
     ``on_error="skip"`` returns None instead, which :func:`collate_skipping` drops and counts.
     """
@@ -83,6 +88,16 @@ class ClipDataset(Dataset):
         self._frame_counts: dict[Path, int] = {}  # frames per clip folder, read from disk
 
     random_crop: bool = True
+    _mirror: list[int] | None = None  # label of each class's mirror image; None: no flip
+
+    @property
+    def horizontal_flip(self) -> bool:
+        return self._mirror is not None
+
+    @horizontal_flip.setter
+    def horizontal_flip(self, on: bool) -> None:
+        """Turning it on checks the class names at once (a missing mirror class is an error)."""
+        self._mirror = mirror_labels(self.classes) if on else None
 
     def set_epoch(self, epoch: int) -> None:
         """Training draws of a seeded data set depend on (seed, epoch, clip index) only."""
@@ -128,16 +143,22 @@ class ClipDataset(Dataset):
         picks = sample_indices(n, self.clip_len, self.training, rng)
         return read_jpegs([path_of(k) for k in picks], min_side=self.size)
 
-    def load(self, index: int) -> torch.Tensor:
+    def load(self, index: int) -> tuple[torch.Tensor, int]:
+        """Clip ``index`` as (C, T, size, size) floats, and its label (-1: unknown)."""
         record = self.records[index]
         rng = self.rng(index)
         clip = torch.from_numpy(self.read_frames(record, rng))[..., : len(self.mean)]  # depth: 1
+        label = record.label
+        if self.training and self._mirror is not None and rng.random() < 0.5:
+            clip = clip.flip(2)  # (T, H, W, C): the width
+            if label >= 0:
+                label = self._mirror[label]
         random_crop = self.training and self.random_crop
-        return prepare_clip(clip, self.size, self.mean, random_crop, rng)
+        return prepare_clip(clip, self.size, self.mean, random_crop, rng), label
 
     def __getitem__(self, index: int):
         try:
-            return self.load(index), self.records[index].label
+            return self.load(index)
         except DataError:
             if self.on_error == "raise":
                 raise

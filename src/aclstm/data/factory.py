@@ -93,6 +93,7 @@ def build_dataset(
     }
     dataset = _build(data, split, common)
     dataset.random_crop = data.random_crop
+    dataset.horizontal_flip = data.horizontal_flip
     return dataset
 
 

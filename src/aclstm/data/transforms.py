@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["MEANS", "crop_box", "prepare_clip"]
+__all__ = ["MEANS", "crop_box", "mirror_labels", "prepare_clip"]
 
 # Per-channel means subtracted by the released code (no division by a std).
 MEANS: dict[str, tuple[float, ...]] = {
@@ -18,6 +19,43 @@ MEANS: dict[str, tuple[float, ...]] = {
     "isogd_depth": (127.0,),
     "isogd_flow": (128.0, 128.0),
 }
+
+
+# Words whose meaning a left-right mirror turns into the other one ("Swiping Left" <->
+# "Swiping Right", "Turning Hand Clockwise" <-> "... Counterclockwise").
+_MIRROR_WORDS = {
+    "left": "right",
+    "right": "left",
+    "clockwise": "counterclockwise",
+    "counterclockwise": "clockwise",
+    "anticlockwise": "clockwise",
+}
+_MIRROR_PATTERN = re.compile(r"\b(" + "|".join(_MIRROR_WORDS) + r")\b", re.IGNORECASE)
+
+
+def _mirrored_name(name: str) -> str:
+    def swap(match: re.Match) -> str:
+        word = _MIRROR_WORDS[match.group(0).lower()]
+        return word.capitalize() if match.group(0)[0].isupper() else word
+
+    return _MIRROR_PATTERN.sub(swap, name)
+
+
+def mirror_labels(classes: Sequence[str]) -> list[int]:
+    """For each class, the class a left-right mirrored clip of it shows: the name with Left and
+    Right (and Clockwise and Counterclockwise) swapped, matched without regard to case; a class
+    whose name has no such word is its own mirror. A mirrored name missing from ``classes``
+    is an error (the flip would make clips of a class the data set does not have)."""
+    index = {name.lower(): k for k, name in enumerate(classes)}
+    labels = []
+    for name in classes:
+        mirrored = _mirrored_name(name)
+        if mirrored.lower() not in index:
+            raise ValueError(
+                f"horizontal flip: class {name!r} mirrors to {mirrored!r}, which is not a class"
+            )
+        labels.append(index[mirrored.lower()])
+    return labels
 
 
 def crop_box(
