@@ -217,3 +217,23 @@ def test_the_head_starts_as_keras_dense_glorot_uniform():
     weight = model.classifier.weight
     assert weight.abs().max() <= limit and weight.abs().max() > 0.9 * limit
     assert torch.count_nonzero(model.classifier.bias) == 0
+
+
+def test_short_clips_under_cpu_bf16_convolve_in_fp32():
+    """torch 2.13's CPU bf16 Conv3d returned inf/NaN weight gradients for about 1 in 10 inputs
+    2 frames long; the network's Conv3d computes those in fp32 (and only those)."""
+    from aclstm.models.layers import Conv3d
+
+    torch.manual_seed(0)
+    conv = Conv3d(32, 32, 3, padding=1, bias=False).to(memory_format=torch.channels_last_3d)
+    for frames, dtype in ((2, torch.float32), (4, torch.bfloat16)):
+        x = torch.randn(6, 32, frames, 8, 8).to(memory_format=torch.channels_last_3d)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert conv(x).dtype == dtype
+    assert conv(torch.randn(1, 32, 2, 4, 4)).dtype == torch.float32  # no autocast: unchanged
+    for _ in range(60):  # with bf16 there, P(all 60 finite) was about 0.002
+        x = torch.randn(6, 32, 2, 8, 8).to(memory_format=torch.channels_last_3d)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = conv(x)
+        (grad,) = torch.autograd.grad(y.float().mul(0.01).sum(), conv.weight)
+        assert torch.isfinite(grad).all()

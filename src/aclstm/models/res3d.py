@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from .layers import batch_norm_3d
+from .layers import Conv3d, batch_norm_3d
 
 
 class ResidualUnit3d(nn.Module):
@@ -18,9 +18,9 @@ class ResidualUnit3d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, project: bool) -> None:
         super().__init__()
-        self.conv1 = nn.Conv3d(in_channels, out_channels, 3, stride, padding=1, bias=False)
+        self.conv1 = Conv3d(in_channels, out_channels, 3, stride, padding=1, bias=False)
         self.bn1 = batch_norm_3d(out_channels)
-        self.conv2 = nn.Conv3d(out_channels, out_channels, 3, 1, padding=1, bias=False)
+        self.conv2 = Conv3d(out_channels, out_channels, 3, 1, padding=1, bias=False)
         self.bn2 = batch_norm_3d(out_channels)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut: nn.Module = nn.Identity()
@@ -51,7 +51,7 @@ class Res3D(nn.Module):
             raise ValueError(f"Res3D needs 4 widths (blocks 1-4), got {list(widths)}")
         w1, w2, w3, w4 = widths
         self.stem = nn.Sequential(
-            nn.Conv3d(in_channels, w1, (3, 7, 7), (1, 2, 2), padding=(1, 3, 3), bias=False),
+            Conv3d(in_channels, w1, (3, 7, 7), (1, 2, 2), padding=(1, 3, 3), bias=False),
             batch_norm_3d(w1),
             nn.ReLU(inplace=True),
         )
