@@ -41,6 +41,7 @@ __all__ = [
     "NonFiniteGuard",
     "TrainSettings",
     "check_finite_weights",
+    "cpu_has_native_bf16",
     "evaluate",
     "fit",
     "repair_metrics",
@@ -70,6 +71,14 @@ class TrainSettings:
     tensorboard: bool = True  # TensorBoard event files in work_dir/tensorboard (rank 0)
     skip_nonfinite: bool = False  # a non-finite loss skips its batch (counted) instead of stopping
     nonfinite_limit: int = 10  # with skip_nonfinite: stop anyway after this many in a row
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX). Only there does bf16
+    autocast train faster than fp32 (1.2-1.3x for the tiny network on 2 cores); elsewhere
+    oneDNN emulates bf16, slower than fp32."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def autocast(device: torch.device, amp: str | None):

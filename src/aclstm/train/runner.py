@@ -19,7 +19,7 @@ from aclstm.models import GestureNet, GestureNetConfig, preset_config
 
 from . import distributed
 from .checkpoint import CheckpointError, load_meta, load_weights
-from .loop import TrainSettings, fit
+from .loop import TrainSettings, cpu_has_native_bf16, fit
 
 __all__ = ["META_FORMAT", "build_model", "load_model", "model_config", "train", "train_settings"]
 
@@ -134,6 +134,8 @@ def train(
         if main_process:
             (work_dir / "config.json").write_text(_json(config.as_dict()))
         settings = replace(train_settings(config), progress=progress)
+        if device.type == "cpu" and config.train.amp == "bf16" and not cpu_has_native_bf16():
+            say("note: this CPU has no native bf16 instructions: bf16 autocast may be slower here")
         say(
             f"training {config.model.preset} ({'+'.join(model.config.cells())}) on "
             f"{len(train_set)} clips, validating on {len(val_set)}, {len(train_set.classes)} "
