@@ -265,17 +265,3 @@ def test_skip_nonfinite_flag_turns_a_diverged_run_into_counted_skips(tmp_path, s
         "error: 2 batches in a row had a non-finite loss (more than train.nonfinite_limit = 1) "
         "at epoch 1, step 2; no checkpoint was written yet"
     ) in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("native", [True, False], ids=["native-bf16", "emulated-bf16"])
-def test_demo_trains_in_bf16_only_where_the_cpu_has_it(tmp_path, monkeypatch, native):
-    import aclstm.demo
-
-    monkeypatch.setattr(aclstm.demo, "cpu_has_native_bf16", lambda: native)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    said = []
-    config = aclstm.demo.demo_config(tmp_path, log=said.append)
-    assert config.train.amp == ("bf16" if native else None)
-    assert bool(said) != native and config.data.root == str(tmp_path / "data")
-    forced = aclstm.demo.demo_config(tmp_path, ['train.amp="bf16"'], log=said.append)
-    assert forced.train.amp == "bf16"  # asked for: kept

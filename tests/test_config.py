@@ -93,6 +93,14 @@ def test_mistakes_name_the_file_and_the_key(tmp_path, text, message):
     assert str(path) in str(info.value)
 
 
+def test_null_unsets_an_optional_value_and_only_an_optional_one(tmp_path):
+    (tmp_path / "amp.toml").write_text('[train]\namp = "bf16"\n')
+    assert load_config(tmp_path / "amp.toml").train.amp == "bf16"
+    assert load_config(tmp_path / "amp.toml", ["train.amp=null"]).train.amp is None
+    with pytest.raises(ConfigError, match=r"lr = None: expected float"):
+        load_config(None, ["train.lr=null"])
+
+
 def test_bad_overrides_are_named():
     with pytest.raises(ConfigError, match="expected key=value"):
         load_config(None, ["train.lr"])

@@ -271,3 +271,15 @@ def test_under_torchrun_one_process_nan_skips_the_batch_in_every_process(tmp_pat
         "rank 0: train_nonfinite 1",
         "rank 1: train_nonfinite 1",
     ]
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native-bf16", "emulated-bf16"])
+def test_amp_auto_is_bf16_only_where_it_is_fast(monkeypatch, native):
+    from aclstm.train import loop
+
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    assert loop.resolve_amp("auto", cpu) == ("bf16" if native else None)
+    assert loop.resolve_amp("bf16", cpu) == "bf16" and loop.resolve_amp(None, cpu) is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: not native)
+    assert loop.resolve_amp("auto", torch.device("cuda", 0)) == (None if native else "bf16")

@@ -332,7 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the run in --work-dir from its last/ checkpoint (or from CKPT)",
     )
     train.add_argument(
-        "--amp", nargs="?", const="bf16", choices=["bf16", "fp16"], help="mixed precision (bf16)"
+        "--amp",
+        nargs="?",
+        const="bf16",
+        choices=["bf16", "fp16", "auto"],
+        help="mixed precision (bf16; auto: bf16 where the device computes it natively)",
     )
     train.add_argument("--compile", action="store_true", help="torch.compile the network")
     train.add_argument("--seed", type=int, help="the run's seed (train.seed)")

@@ -103,7 +103,7 @@ class TrainConfig:
     weight_decay: float = 1e-4  # = Keras l2(5e-5) on kernels
     label_smoothing: float = 0.0  # the paper's: none
     accumulate: int = 1
-    amp: str | None = None  # "bf16" (CPU, CUDA) or "fp16" (CUDA)
+    amp: str | None = None  # "bf16" (CPU, CUDA), "fp16" (CUDA), or "auto": bf16 where it is fast
     compile: bool = False
     channels_last: bool = False
     seed: int = 0
@@ -229,7 +229,10 @@ def config_from_dict(values: dict[str, Any], source: str = "<dict>") -> RunConfi
 
 
 def _parse_value(text: str) -> Any:
-    """A TOML literal (``0.01``, ``true``, ``[1, 2]``, ``"x"``), else the text itself."""
+    """A TOML literal (``0.01``, ``true``, ``[1, 2]``, ``"x"``); ``null``: None, which unsets
+    an optional value (TOML itself has no null); else the text itself."""
+    if text == "null":
+        return None
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:

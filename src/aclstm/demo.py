@@ -9,39 +9,22 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from aclstm.analysis.report import plot_curves, read_metrics
-from aclstm.config import RunConfig, load_config
+from aclstm.config import load_config
 from aclstm.inference import load_input, topk_predictions
-from aclstm.train.loop import cpu_has_native_bf16
 from aclstm.train.runner import evaluate_checkpoint, load_model, train
 
-__all__ = ["DEMO_CONFIG", "demo_config", "run_demo"]
+__all__ = ["DEMO_CONFIG", "run_demo"]
 
 DEMO_CONFIG = Path(__file__).parent / "configs" / "synth_demo.toml"
 
 
-def demo_config(work_dir: Path, overrides: list[str] = (), log=print) -> RunConfig:
-    """The demo's config with its data under ``work_dir``. Its bf16 is there for speed alone:
-    on a CPU that would emulate bf16 (slower than fp32) the demo trains in fp32, unless
-    ``overrides`` set ``train.amp`` themselves."""
-    data_root = work_dir / "data"
-    config = load_config(DEMO_CONFIG, [f"data.root={json.dumps(str(data_root))}", *overrides])
-    chosen = any(o.strip().startswith("train.amp") for o in overrides)
-    cpu_only = not torch.cuda.is_available()
-    if config.train.amp == "bf16" and not chosen and cpu_only and not cpu_has_native_bf16():
-        log("this CPU has no native bf16: the demo trains in fp32 (about 1.25x slower)")
-        config = replace(config, train=replace(config.train, amp=None))
-    return config
-
-
 def run_demo(work_dir: Path, overrides: list[str] = (), log=print) -> int:
     started = time.perf_counter()
-    config = demo_config(work_dir, overrides, log)
+    data_root = work_dir / "data"
+    config = load_config(DEMO_CONFIG, [f"data.root={json.dumps(str(data_root))}", *overrides])
     run = work_dir / "run"
     last = train(config, run, log=log)
     train_seconds = time.perf_counter() - started

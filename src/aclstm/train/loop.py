@@ -45,6 +45,7 @@ __all__ = [
     "evaluate",
     "fit",
     "repair_metrics",
+    "resolve_amp",
 ]
 
 
@@ -62,7 +63,7 @@ class TrainSettings:
     weight_decay: float = 1e-4  # = Keras l2(5e-5) on kernels
     label_smoothing: float = 0.0  # of the training loss (0: the paper's plain cross-entropy)
     accumulate: int = 1  # micro-batches per optimiser step (per process)
-    amp: str | None = None  # "bf16" (CPU or CUDA) or "fp16" (CUDA)
+    amp: str | None = None  # "bf16" (CPU or CUDA) or "fp16" (CUDA); see resolve_amp for "auto"
     compile: bool = False
     channels_last: bool = False
     num_workers: int = 0
@@ -79,6 +80,16 @@ def cpu_has_native_bf16() -> bool:
     oneDNN emulates bf16, slower than fp32."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def resolve_amp(amp: str | None, device: torch.device) -> str | None:
+    """``amp = "auto"``: bf16 where it is fast on ``device`` (a CUDA GPU with bf16, a CPU with
+    native bf16), else None (fp32); any other value is returned as it is."""
+    if amp != "auto":
+        return amp
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else None
+    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else None
 
 
 def autocast(device: torch.device, amp: str | None):
