@@ -28,7 +28,6 @@ _MIRROR_WORDS = {
     "right": "left",
     "clockwise": "counterclockwise",
     "counterclockwise": "clockwise",
-    "anticlockwise": "clockwise",
 }
 _MIRROR_PATTERN = re.compile(r"\b(" + "|".join(_MIRROR_WORDS) + r")\b", re.IGNORECASE)
 
