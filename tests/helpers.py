@@ -42,8 +42,9 @@ def write_video(path, count: int, size=(48, 64), fps: int = 10) -> None:
 
 def tiny_run_options(root, epochs=2, batch_size=6, extra=()) -> list[str]:
     """``aclstm train`` options for a run of the tiny net on 4 frames of 32x32 that takes
-    seconds: the synthetic set at ``root`` (generated there if absent), AdamW, no progress bar;
-    ``extra`` appends more ``--cfg-options`` entries."""
+    seconds: the synthetic set at ``root`` (generated there if absent), AdamW, fp32 (the demo
+    config's ``amp = "auto"`` would pick bf16 on some CPUs only), no progress bar; ``extra``
+    appends more ``--cfg-options`` entries."""
     return [
         "--no-progress",
         "--cfg-options",
@@ -57,6 +58,7 @@ def tiny_run_options(root, epochs=2, batch_size=6, extra=()) -> list[str]:
         f"train.epochs={epochs}",
         f"train.batch_size={batch_size}",
         "train.optimizer=adamw",
+        "train.amp=null",
         *extra,
     ]
 
