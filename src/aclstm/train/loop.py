@@ -383,6 +383,11 @@ def fit(
         s = replace(s, channels_last=False)
     if s.channels_last:
         model.to_channels_last()
+    if s.amp == "auto":
+        s = replace(s, amp=resolve_amp(s.amp, device))
+        log(f"amp = auto: {s.amp or 'fp32'} on this {device.type}")
+    elif device.type == "cpu" and s.amp == "bf16" and not cpu_has_native_bf16():
+        log("note: this CPU has no native bf16 instructions: bf16 autocast may be slower here")
     optimizer = make_optimizer(model, s)
     scaler = torch.amp.GradScaler(device.type, enabled=s.amp == "fp16")
     meta = {**(meta or {}), "settings": asdict(s)}

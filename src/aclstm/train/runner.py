@@ -19,7 +19,7 @@ from aclstm.models import GestureNet, GestureNetConfig, preset_config
 
 from . import distributed
 from .checkpoint import CheckpointError, load_meta, load_weights
-from .loop import TrainSettings, cpu_has_native_bf16, fit, resolve_amp
+from .loop import TrainSettings, fit
 
 __all__ = ["META_FORMAT", "build_model", "load_model", "model_config", "train", "train_settings"]
 
@@ -133,12 +133,7 @@ def train(
         work_dir.mkdir(parents=True, exist_ok=True)
         if main_process:
             (work_dir / "config.json").write_text(_json(config.as_dict()))
-        amp = resolve_amp(config.train.amp, device)
-        settings = replace(train_settings(config), progress=progress, amp=amp)
-        if config.train.amp == "auto":
-            say(f"amp = auto: {amp or 'fp32'} on this {device.type}")
-        elif device.type == "cpu" and amp == "bf16" and not cpu_has_native_bf16():
-            say("note: this CPU has no native bf16 instructions: bf16 autocast may be slower here")
+        settings = replace(train_settings(config), progress=progress)
         say(
             f"training {config.model.preset} ({'+'.join(model.config.cells())}) on "
             f"{len(train_set)} clips, validating on {len(val_set)}, {len(train_set.classes)} "
