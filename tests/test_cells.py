@@ -7,6 +7,7 @@ import torch
 from torch.func import functional_call
 
 from aclstm.nn import CELLS, ConvLSTM, cell_names, create_cell, resolve_cell_name
+from aclstm.nn.ops import tanh
 
 from helpers import randomize_
 from reference import reference_convlstm, reference_step
@@ -191,3 +192,23 @@ def test_cpu_autocast_bf16(cell):
     torch.testing.assert_close(got.float(), expected, rtol=0.05, atol=0.05)
     got.float().sum().backward()
     assert all(p.grad is not None for p in module.parameters())
+
+
+@pytest.mark.parametrize(("dtype", "atol"), [(torch.float32, 3e-7), (torch.float64, 1e-15)])
+def test_cpu_tanh_equals_torch_tanh(dtype, atol):
+    """ops.tanh (2σ(2x) − 1 on the CPU) against torch.tanh, far into saturation and near 0."""
+    x = torch.cat([torch.randn(100_000) * 3, torch.linspace(-100, 100, 20_001)]).to(dtype)
+    x = torch.cat([x, torch.tensor([0.0, 1e-30, -1e-30, 88.0, -88.0, 1e4, -1e4], dtype=dtype)])
+    y = tanh(x)
+    torch.testing.assert_close(y, torch.tanh(x), rtol=0, atol=atol)
+    assert y.abs().max() <= 1
+    assert y[-2] == 1 and y[-1] == -1 and y[-7] == 0
+
+
+def test_cpu_tanh_gradients():
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(tanh, (x,))
+    assert torch.autograd.gradgradcheck(tanh, (x,))
+    # Reduced precision keeps torch.tanh: 2σ(2x) − 1 would round small values to 0 in bf16.
+    small = torch.full((4,), 1e-3, dtype=torch.bfloat16)
+    assert torch.equal(tanh(small), torch.tanh(small)) and tanh(small).min() > 0

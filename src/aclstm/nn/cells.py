@@ -31,6 +31,7 @@ from .ops import (
     keras_he_normal_,
     pair,
     spatial_softmax,
+    tanh,
 )
 
 __all__ = [
@@ -189,7 +190,7 @@ class ConvLSTMCell(ConvLSTMCellBase):
         n = self.hidden_size
         # In place on the fresh conv output (its backward does not need it): one pass less.
         gates = self.conv_h(h).add_(pre[0])
-        g = torch.tanh(gates[:, 3 * n :])
+        g = tanh(gates[:, 3 * n :])
         if self.peephole_weight is None:
             i, f, o = self._gate_fn(gates[:, : 3 * n]).chunk(3, dim=1)
             c = torch.addcmul(f * c, i, g)
@@ -199,7 +200,7 @@ class ConvLSTMCell(ConvLSTMCellBase):
             f = self._gate_fn(torch.addcmul(gates[:, n : 2 * n], w[1], c))
             c = torch.addcmul(f * c, i, g)
             o = self._gate_fn(torch.addcmul(gates[:, 2 * n : 3 * n], w[2], c))
-        return o * torch.tanh(c), c, None
+        return o * tanh(c), c, None
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (", peephole=True" if self.peephole else "")
@@ -256,7 +257,7 @@ class _PooledGatesCell(ConvLSTMCellBase):
 
     def _candidate_and_gates(self, xc: Tensor, xg: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
         """``G_t`` (B, C, H, W) and the σ-gates (num_gates, B, C, 1, 1) from the input terms."""
-        g = torch.tanh(self.conv_h(h).add_(xc))  # in place on the fresh conv output
+        g = tanh(self.conv_h(h).add_(xc))  # in place on the fresh conv output
         gates = self._gate_fn(torch.addmm(xg, global_avg_pool(h), self.gates_h.weight.t()))
         gates = gates.unflatten(1, (self.num_gates, self.hidden_size)).movedim(1, 0)
         return g, gates[..., None, None]
@@ -280,7 +281,7 @@ class GatedConvLSTMCell(_PooledGatesCell):
         h, c = state
         g, (i, f, o) = self._candidate_and_gates(xc, xg, h)
         c = torch.addcmul(f * c, i, g)
-        return o * torch.tanh(c), c, None
+        return o * tanh(c), c, None
 
 
 class InputAttentionConvLSTMCell(_PooledGatesCell):
@@ -305,13 +306,13 @@ class InputAttentionConvLSTMCell(_PooledGatesCell):
     def step(self, pre: tuple[Tensor, ...], state: State) -> StepOutput:
         x, xa = pre
         h, c = state
-        attention = spatial_softmax(self.att_z(torch.tanh(xa + self.att_h(h))))
+        attention = spatial_softmax(self.att_z(tanh(xa + self.att_h(h))))
         x = attention * x
         g, (i, f, o) = self._candidate_and_gates(
             self.conv_x(x), self.gates_x(global_avg_pool(x)), h
         )
         c = torch.addcmul(f * c, i, g)
-        return o * torch.tanh(c), c, attention
+        return o * tanh(c), c, attention
 
 
 class GateAttentionConvLSTMCell(_PooledGatesCell):
@@ -341,13 +342,13 @@ class GateAttentionConvLSTMCell(_PooledGatesCell):
         xc, xg, xa = pre
         h, c = state
         g, (gate_a, gate_b) = self._candidate_and_gates(xc, xg, h)
-        attention = channel_attention(self.att_z(torch.tanh(xa + self.att_h(h))))
+        attention = channel_attention(self.att_z(tanh(xa + self.att_h(h))))
         if self.attended_gate == "input":
             i, f, o = attention, gate_a, gate_b
         else:
             i, f, o = gate_a, gate_b, attention
         c = torch.addcmul(f * c, i, g)
-        return o * torch.tanh(c), c, attention
+        return o * tanh(c), c, attention
 
 
 class InputGateAttentionConvLSTMCell(GateAttentionConvLSTMCell):
