@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch.func import functional_call
+from torch.utils.flop_counter import FlopCounterMode
 
 from aclstm.nn import CELLS, ConvLSTM, cell_names, create_cell, resolve_cell_name
 from aclstm.nn.ops import tanh
@@ -122,12 +123,51 @@ def test_gradcheck(cell):
 
 
 @pytest.mark.parametrize("cell", ALL_CELLS)
-def test_every_parameter_gets_a_gradient(cell):
+def test_gradcheck_from_the_zero_state(cell):
+    """Without a state the first step skips its recurrent terms: its gradients, in fp64."""
+    torch.manual_seed(1)
+    module = randomize_(ConvLSTM(2, 3, 3, cell=cell, bidirectional=True).double(), scale=0.5)
+    names = [name for name, _ in module.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_() for p in module.parameters())
+    x = torch.randn(1, 3, 2, 3, 4, dtype=torch.float64, requires_grad=True)
+
+    def fn(x, *params):
+        out, (h_n, c_n) = functional_call(module, dict(zip(names, params, strict=True)), (x,))
+        return out, h_n, c_n
+
+    assert torch.autograd.gradcheck(fn, (x, *params), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+@pytest.mark.parametrize("cell", ALL_CELLS)
+def test_every_parameter_gets_a_gradient(cell, steps):
+    """Also for a single step from the zero state, where the recurrent weights act on zeros:
+    DistributedDataParallel needs a gradient for every parameter."""
     module = ConvLSTM(3, 4, 3, num_layers=2, cell=cell, bidirectional=True)
-    out, _ = module(torch.randn(2, 3, 3, 6, 6))
+    out, _ = module(torch.randn(2, steps, 3, 6, 6))
     out.square().mean().backward()
     for name, p in module.named_parameters():
-        assert p.grad is not None and p.grad.abs().sum() > 0, name
+        assert p.grad is not None, name
+        if steps > 1:
+            assert p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("cell", ALL_CELLS)
+def test_zero_state_skips_the_first_recurrence(cell):
+    """T steps from no state cost one recurrence less than T steps from explicit zeros, and
+    give the same result; a single step keeps it (see above)."""
+    torch.manual_seed(0)
+    module = randomize_(ConvLSTM(3, 4, 3, cell=cell))
+    for steps, fewer in ((3, True), (1, False)):
+        x = torch.randn(2, steps, 3, 6, 5)
+        zeros = torch.zeros(1, 2, 4, 6, 5)
+        with torch.no_grad(), FlopCounterMode(display=False) as implicit:
+            out, _ = module(x)
+        with torch.no_grad(), FlopCounterMode(display=False) as explicit:
+            out_zeros, _ = module(x, (zeros, zeros))
+        torch.testing.assert_close(out, out_zeros)
+        skipped = explicit.get_total_flops() - implicit.get_total_flops()
+        assert (skipped > 0) == fewer, (steps, skipped)
 
 
 def test_registry_and_aliases():

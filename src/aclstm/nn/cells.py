@@ -6,7 +6,8 @@ Every cell splits one time step into two parts so that a sequence runs fast:
   it once on all B*T frames before the time loop (one large batched convolution instead of T
   small ones).
 * ``step(pre, state)`` does the work that needs ``H_{t-1}`` and returns ``(h, c, attention)``;
-  ``attention`` is the cell's attention map, or ``None`` for cells without one.
+  ``attention`` is the cell's attention map, or ``None`` for cells without one. A ``state`` of
+  ``None`` is the zero state: the step then skips its recurrent terms, which are all zero.
 
 Called directly, a cell runs one step like :class:`torch.nn.LSTMCell`:
 ``h, c = cell(x_t, (h, c))`` with ``x_t`` of shape ``(B, C_in, H, W)``.
@@ -88,9 +89,18 @@ class ConvLSTMCellBase(nn.Module):
         """All input-only terms for a batch of frames ``x`` of shape ``(N, C_in, H, W)``."""
         raise NotImplementedError
 
-    def step(self, pre: tuple[Tensor, ...], state: State) -> StepOutput:
-        """One recurrence from ``precompute``'s terms of one step and ``(H_{t-1}, C_{t-1})``."""
+    def step(self, pre: tuple[Tensor, ...], state: State | None) -> StepOutput:
+        """One recurrence from ``precompute``'s terms of one step and ``(H_{t-1}, C_{t-1})``.
+
+        ``state=None`` means ``H_{t-1} = C_{t-1} = 0``: the terms that would multiply them are
+        skipped, not computed on zeros.
+        """
         raise NotImplementedError
+
+    @staticmethod
+    def _next_cell_state(f: Tensor, c: Tensor | None, i: Tensor, g: Tensor) -> Tensor:
+        """``C_t = f∘C_{t-1} + i∘G_t`` (Eq. 5), or ``i∘G_t`` from a zero ``C_{t-1}`` (None)."""
+        return i * g if c is None else torch.addcmul(f * c, i, g)
 
     def to_layout(self, x: Tensor) -> Tensor:
         """``x`` (N, C, H, W) in the memory layout this cell computes fastest in."""
@@ -185,20 +195,23 @@ class ConvLSTMCell(ConvLSTMCellBase):
     def precompute(self, x: Tensor) -> tuple[Tensor, ...]:
         return (self.conv_x(x),)
 
-    def step(self, pre: tuple[Tensor, ...], state: State) -> StepOutput:
-        h, c = state
+    def step(self, pre: tuple[Tensor, ...], state: State | None) -> StepOutput:
+        h, c = (None, None) if state is None else state
         n = self.hidden_size
         # In place on the fresh conv output (its backward does not need it): one pass less.
-        gates = self.conv_h(h).add_(pre[0])
+        gates = pre[0] if h is None else self.conv_h(h).add_(pre[0])
         g = tanh(gates[:, 3 * n :])
         if self.peephole_weight is None:
             i, f, o = self._gate_fn(gates[:, : 3 * n]).chunk(3, dim=1)
-            c = torch.addcmul(f * c, i, g)
+            c = self._next_cell_state(f, c, i, g)
         else:
             w = self.peephole_weight[:, :, None, None]
-            i = self._gate_fn(torch.addcmul(gates[:, :n], w[0], c))
-            f = self._gate_fn(torch.addcmul(gates[:, n : 2 * n], w[1], c))
-            c = torch.addcmul(f * c, i, g)
+            if c is None:  # the peepholes of i and f see C_{t-1} = 0
+                i, f = self._gate_fn(gates[:, : 2 * n]).chunk(2, dim=1)
+            else:
+                i = self._gate_fn(torch.addcmul(gates[:, :n], w[0], c))
+                f = self._gate_fn(torch.addcmul(gates[:, n : 2 * n], w[1], c))
+            c = self._next_cell_state(f, c, i, g)
             o = self._gate_fn(torch.addcmul(gates[:, 2 * n : 3 * n], w[2], c))
         return o * tanh(c), c, None
 
@@ -243,6 +256,10 @@ class _PooledGatesCell(ConvLSTMCellBase):
         self.att_x = SeparableConv2d(self.input_size, self.hidden_size, k, bias=self.bias)
         self.att_h = SeparableConv2d(self.hidden_size, self.hidden_size, k, bias=False)
 
+    def _attention_features(self, xa: Tensor, h: Tensor | None) -> Tensor:
+        """``tanh(W_xa ∗ X_t + W_ha ∗ H_{t-1} + b_a)`` from the precomputed ``xa``."""
+        return tanh(xa if h is None else self.att_h(h).add_(xa))
+
     def reset_parameters(self) -> None:
         """As the released code: He-normal conv kernels, gate weights 1/C, zero biases."""
         for module in self.modules():
@@ -255,10 +272,16 @@ class _PooledGatesCell(ConvLSTMCellBase):
             if linear.bias is not None:
                 nn.init.zeros_(linear.bias)
 
-    def _candidate_and_gates(self, xc: Tensor, xg: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        """``G_t`` (B, C, H, W) and the σ-gates (num_gates, B, C, 1, 1) from the input terms."""
-        g = tanh(self.conv_h(h).add_(xc))  # in place on the fresh conv output
-        gates = self._gate_fn(torch.addmm(xg, global_avg_pool(h), self.gates_h.weight.t()))
+    def _candidate_and_gates(
+        self, xc: Tensor, xg: Tensor, h: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """``G_t`` (B, C, H, W) and the σ-gates (num_gates, B, C, 1, 1) from the input terms
+        and ``H_{t-1}`` (None: zero)."""
+        if h is None:
+            g, gates = tanh(xc), self._gate_fn(xg)
+        else:
+            g = tanh(self.conv_h(h).add_(xc))  # in place on the fresh conv output
+            gates = self._gate_fn(torch.addmm(xg, global_avg_pool(h), self.gates_h.weight.t()))
         gates = gates.unflatten(1, (self.num_gates, self.hidden_size)).movedim(1, 0)
         return g, gates[..., None, None]
 
@@ -276,11 +299,11 @@ class GatedConvLSTMCell(_PooledGatesCell):
     def precompute(self, x: Tensor) -> tuple[Tensor, ...]:
         return self.conv_x(x), self.gates_x(global_avg_pool(x))
 
-    def step(self, pre: tuple[Tensor, ...], state: State) -> StepOutput:
+    def step(self, pre: tuple[Tensor, ...], state: State | None) -> StepOutput:
         xc, xg = pre
-        h, c = state
+        h, c = (None, None) if state is None else state
         g, (i, f, o) = self._candidate_and_gates(xc, xg, h)
-        c = torch.addcmul(f * c, i, g)
+        c = self._next_cell_state(f, c, i, g)
         return o * tanh(c), c, None
 
 
@@ -303,15 +326,15 @@ class InputAttentionConvLSTMCell(_PooledGatesCell):
     def precompute(self, x: Tensor) -> tuple[Tensor, ...]:
         return x, self.att_x(x)
 
-    def step(self, pre: tuple[Tensor, ...], state: State) -> StepOutput:
+    def step(self, pre: tuple[Tensor, ...], state: State | None) -> StepOutput:
         x, xa = pre
-        h, c = state
-        attention = spatial_softmax(self.att_z(tanh(xa + self.att_h(h))))
+        h, c = (None, None) if state is None else state
+        attention = spatial_softmax(self.att_z(self._attention_features(xa, h)))
         x = attention * x
         g, (i, f, o) = self._candidate_and_gates(
             self.conv_x(x), self.gates_x(global_avg_pool(x)), h
         )
-        c = torch.addcmul(f * c, i, g)
+        c = self._next_cell_state(f, c, i, g)
         return o * tanh(c), c, attention
 
 
@@ -338,16 +361,16 @@ class GateAttentionConvLSTMCell(_PooledGatesCell):
     def precompute(self, x: Tensor) -> tuple[Tensor, ...]:
         return self.conv_x(x), self.gates_x(global_avg_pool(x)), self.att_x(x)
 
-    def step(self, pre: tuple[Tensor, ...], state: State) -> StepOutput:
+    def step(self, pre: tuple[Tensor, ...], state: State | None) -> StepOutput:
         xc, xg, xa = pre
-        h, c = state
+        h, c = (None, None) if state is None else state
         g, (gate_a, gate_b) = self._candidate_and_gates(xc, xg, h)
-        attention = channel_attention(self.att_z(tanh(xa + self.att_h(h))))
+        attention = channel_attention(self.att_z(self._attention_features(xa, h)))
         if self.attended_gate == "input":
             i, f, o = attention, gate_a, gate_b
         else:
             i, f, o = gate_a, gate_b, attention
-        c = torch.addcmul(f * c, i, g)
+        c = self._next_cell_state(f, c, i, g)
         return o * tanh(c), c, attention
 
 

@@ -23,6 +23,7 @@ def run_cell(
     """Run one cell over a whole time-first sequence ``x`` of shape (T, B, C_in, H, W).
 
     The input-only work runs once on all T*B frames; the loop does only the recurrent part.
+    Without ``state`` the first step skips its recurrent terms (they are zero) when T > 1.
     Returns the hidden states (T, B, C_out, H, W) in input order, the last ``(h, c)`` and the
     attention maps stacked over time (or None). Time-first keeps every step's frames, and the
     stacked outputs that feed the next layer, one flat batch of frames without copies.
@@ -32,14 +33,18 @@ def run_cell(
     # unbind, not indexing: the backward of T indexing ops would fill T full-size zero tensors.
     terms = (p.unflatten(0, (t, b)).unbind(0) for p in cell.precompute(frames))
     per_step = list(zip(*terms, strict=True))
-    if state is None:
-        h, c = cell.initial_state(frames[:b])
-    else:
-        h, c = map(cell.to_layout, state)
+    if state is not None:
+        state = tuple(map(cell.to_layout, state))
+    elif t == 1:
+        # A zero state made explicitly: one step would otherwise leave the recurrent weights
+        # out of the graph, without gradients (DistributedDataParallel requires them).
+        state = cell.initial_state(frames[:b])
+    # else None: the first step skips its recurrent terms, which are zero (1/T of the work).
     outputs: list[Tensor] = []
     attentions: list[Tensor] = []
     for pre in reversed(per_step) if reverse else per_step:
-        h, c, attention = cell.step(pre, (h, c))
+        h, c, attention = cell.step(pre, state)
+        state = (h, c)
         outputs.append(h)
         if attention is not None:
             attentions.append(attention)
