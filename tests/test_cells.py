@@ -8,7 +8,7 @@ from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
 from aclstm.nn import CELLS, ConvLSTM, cell_names, create_cell, resolve_cell_name
-from aclstm.nn.ops import tanh
+from aclstm.nn.ops import global_avg_pool, tanh
 
 from helpers import randomize_
 from reference import reference_convlstm, reference_step
@@ -252,3 +252,14 @@ def test_cpu_tanh_gradients():
     # Reduced precision keeps torch.tanh: 2σ(2x) − 1 would round small values to 0 in bf16.
     small = torch.full((4,), 1e-3, dtype=torch.bfloat16)
     assert torch.equal(tanh(small), torch.tanh(small)) and tanh(small).min() > 0
+
+
+def test_global_avg_pool_keeps_the_gradient_channels_last():
+    """The variants compute channels-last; x.mean(dim=(-2, -1)) hands back an NCHW gradient."""
+    x = torch.randn(3, 5, 4, 6).contiguous(memory_format=torch.channels_last).requires_grad_()
+    pooled = global_avg_pool(x)
+    torch.testing.assert_close(pooled, x.mean(dim=(-2, -1)))
+    (grad,) = torch.autograd.grad(pooled, x, torch.randn(5, 3).t())  # a transposed gradient
+    assert grad.is_contiguous(memory_format=torch.channels_last) and not grad.is_contiguous()
+    plain = torch.randn(3, 5, 4, 6, requires_grad=True)
+    torch.testing.assert_close(global_avg_pool(plain), plain.mean(dim=(-2, -1)))

@@ -87,7 +87,16 @@ GATE_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 
 
 def global_avg_pool(x: Tensor) -> Tensor:
-    """Global average pooling over the last two (spatial) dims: ``(..., C, H, W) -> (..., C)``."""
+    """Global average pooling over the last two (spatial) dims: ``(..., C, H, W) -> (..., C)``.
+
+    A channels-last batch is averaged as the (N, H·W, C) array it is in memory, so that the
+    gradient comes back channels-last too: ``mean`` over (H, W) returns it in NCHW, which made
+    every later elementwise op and convolution backward mix or convert layouts (on the CPU the
+    pooling's backward alone took 4x longer).
+    """
+    channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    if channels_last and not x.is_contiguous():
+        return x.permute(0, 2, 3, 1).flatten(1, 2).mean(dim=1)
     return x.mean(dim=(-2, -1))
 
 
