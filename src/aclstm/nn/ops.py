@@ -86,17 +86,36 @@ GATE_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
+class _ChannelsLastAvgPool(torch.autograd.Function):
+    """Mean over (H, W) of a channels-last batch whose gradient is channels-last too."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Tensor) -> Tensor:
+        return x.permute(0, 2, 3, 1).flatten(1, 2).mean(dim=1)  # (N, H·W, C) in memory
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.shape = inputs[0].shape
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        h, w = ctx.shape[-2:]
+        spread = (grad / (h * w))[:, :, None, None].expand(ctx.shape)
+        return spread.contiguous(memory_format=torch.channels_last)
+
+
 def global_avg_pool(x: Tensor) -> Tensor:
     """Global average pooling over the last two (spatial) dims: ``(..., C, H, W) -> (..., C)``.
 
-    A channels-last batch is averaged as the (N, H·W, C) array it is in memory, so that the
-    gradient comes back channels-last too: ``mean`` over (H, W) returns it in NCHW, which made
-    every later elementwise op and convolution backward mix or convert layouts (on the CPU the
-    pooling's backward alone took 4x longer).
+    A channels-last batch gets a channels-last gradient: ``mean`` over (H, W) returns it in
+    NCHW, which sent the rest of the variants' backward through mixed layouts and conversion
+    copies (and made the pooling's own backward 4x slower on the CPU).
     """
     channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
-    if channels_last and not x.is_contiguous():
-        return x.permute(0, 2, 3, 1).flatten(1, 2).mean(dim=1)
+    if channels_last and not x.is_contiguous() and not torch.compiler.is_compiling():
+        return _ChannelsLastAvgPool.apply(x)
     return x.mean(dim=(-2, -1))
 
 
