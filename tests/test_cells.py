@@ -8,7 +8,7 @@ from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
 from aclstm.nn import CELLS, ConvLSTM, cell_names, create_cell, resolve_cell_name
-from aclstm.nn.ops import global_avg_pool, tanh
+from aclstm.nn.ops import global_avg_pool, lstm_update, tanh
 
 from helpers import randomize_
 from reference import reference_convlstm, reference_step
@@ -255,11 +255,62 @@ def test_cpu_tanh_gradients():
 
 
 def test_global_avg_pool_keeps_the_gradient_channels_last():
-    """The variants compute channels-last; x.mean(dim=(-2, -1)) hands back an NCHW gradient."""
+    """The variants compute channels-last; x.mean(dim=(-2, -1)) hands back an NCHW gradient,
+    which then makes the sum with the other paths' gradients NCHW too."""
     x = torch.randn(3, 5, 4, 6).contiguous(memory_format=torch.channels_last).requires_grad_()
-    pooled = global_avg_pool(x)
-    torch.testing.assert_close(pooled, x.mean(dim=(-2, -1)))
-    (grad,) = torch.autograd.grad(pooled, x, torch.randn(5, 3).t())  # a transposed gradient
-    assert grad.is_contiguous(memory_format=torch.channels_last) and not grad.is_contiguous()
+    conv = torch.nn.Conv2d(5, 5, 3, padding=1).to(memory_format=torch.channels_last)
+    upstream = torch.randn(5, 3).t()  # a transposed gradient, as a matrix product may give
+    for pool in (global_avg_pool, lambda t: t.mean(dim=(-2, -1))):
+        convolved = conv(x)
+        pooled = pool(x)  # made last, so its gradient reaches x first, as in the cells
+        torch.testing.assert_close(pooled, x.mean(dim=(-2, -1)))
+        (grad,) = torch.autograd.grad((pooled, convolved), x, (upstream, torch.ones(3, 5, 4, 6)))
+        if pool is global_avg_pool:
+            expected = grad
+            assert grad.is_contiguous(memory_format=torch.channels_last)
+            assert not grad.is_contiguous()
+        else:  # the plain mean: same values, the layout this test guards against
+            torch.testing.assert_close(grad, expected)
+            assert not grad.is_contiguous(memory_format=torch.channels_last)
     plain = torch.randn(3, 5, 4, 6, requires_grad=True)
     torch.testing.assert_close(global_avg_pool(plain), plain.mean(dim=(-2, -1)))
+
+
+@pytest.mark.parametrize("with_c_prev", [True, False], ids=["c_prev", "zero-c_prev"])
+@pytest.mark.parametrize("full_gate", [None, "i", "o"], ids=["pooled", "full-i", "full-o"])
+def test_lstm_update_against_plain_ops(full_gate, with_c_prev):
+    """The hand-written node against Eqs. 4-6 in plain ops, values and gradients (fp64),
+    with pooled (B, C, 1, 1) gates, one full-size attended gate, and a zero C_{t-1}."""
+    torch.manual_seed(0)
+
+    def leaf(*shape):
+        return torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+
+    pooled, full = (2, 3, 1, 1), (2, 3, 4, 5)
+    pre = leaf(*full)
+    i, f, o = (torch.sigmoid(leaf(*(full if name == full_gate else pooled))) for name in "ifo")
+    c_prev = leaf(*full) if with_c_prev else None
+
+    def plain(pre, i, f, o, c_prev):
+        c = i * torch.tanh(pre) + (0 if c_prev is None else f * c_prev)
+        return o * torch.tanh(c), c
+
+    h, c = lstm_update(pre, i, f, o, c_prev)
+    h_ref, c_ref = plain(pre, i, f, o, c_prev)
+    torch.testing.assert_close((h, c), (h_ref, c_ref), rtol=0, atol=1e-14)
+    inputs = [t for t in (pre, i, f, o, c_prev) if t is not None]
+    for outputs in ((h, c), (h,), (c,)):  # an unused output brings no gradient
+        refs = (h_ref, c_ref) if len(outputs) == 2 else ((h_ref,) if outputs[0] is h else (c_ref,))
+        upstream = [torch.randn_like(t) for t in outputs]
+        got = torch.autograd.grad(outputs, inputs, upstream, retain_graph=True, allow_unused=True)
+        want = torch.autograd.grad(refs, inputs, upstream, retain_graph=True, allow_unused=True)
+        for g, w, x in zip(got, want, inputs, strict=True):
+            g, w = (torch.zeros_like(x) if t is None else t for t in (g, w))
+            torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-14)
+
+    def node(pre, i, f, o, *c):
+        return lstm_update(pre, i, f, o, c[0] if c else None)
+
+    args = [t.detach().requires_grad_() for t in inputs]
+    assert torch.autograd.gradcheck(node, args)
+    assert torch.autograd.gradgradcheck(node, args)

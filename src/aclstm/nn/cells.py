@@ -30,6 +30,7 @@ from .ops import (
     channel_attention,
     global_avg_pool,
     keras_he_normal_,
+    lstm_update,
     pair,
     spatial_softmax,
     tanh,
@@ -96,11 +97,6 @@ class ConvLSTMCellBase(nn.Module):
         skipped, not computed on zeros.
         """
         raise NotImplementedError
-
-    @staticmethod
-    def _next_cell_state(f: Tensor, c: Tensor | None, i: Tensor, g: Tensor) -> Tensor:
-        """``C_t = f∘C_{t-1} + i∘G_t`` (Eq. 5), or ``i∘G_t`` from a zero ``C_{t-1}`` (None)."""
-        return i * g if c is None else torch.addcmul(f * c, i, g)
 
     def to_layout(self, x: Tensor) -> Tensor:
         """``x`` (N, C, H, W) in the memory layout this cell computes fastest in."""
@@ -200,19 +196,20 @@ class ConvLSTMCell(ConvLSTMCellBase):
         n = self.hidden_size
         # In place on the fresh conv output (its backward does not need it): one pass less.
         gates = pre[0] if h is None else self.conv_h(h).add_(pre[0])
-        g = tanh(gates[:, 3 * n :])
         if self.peephole_weight is None:
             i, f, o = self._gate_fn(gates[:, : 3 * n]).chunk(3, dim=1)
-            c = self._next_cell_state(f, c, i, g)
+            h, c = lstm_update(gates[:, 3 * n :], i, f, o, c)
+            return h, c, None
+        w = self.peephole_weight[:, :, None, None]
+        g = tanh(gates[:, 3 * n :])
+        if c is None:  # the peepholes of i and f see C_{t-1} = 0
+            i, f = self._gate_fn(gates[:, : 2 * n]).chunk(2, dim=1)
+            c = i * g
         else:
-            w = self.peephole_weight[:, :, None, None]
-            if c is None:  # the peepholes of i and f see C_{t-1} = 0
-                i, f = self._gate_fn(gates[:, : 2 * n]).chunk(2, dim=1)
-            else:
-                i = self._gate_fn(torch.addcmul(gates[:, :n], w[0], c))
-                f = self._gate_fn(torch.addcmul(gates[:, n : 2 * n], w[1], c))
-            c = self._next_cell_state(f, c, i, g)
-            o = self._gate_fn(torch.addcmul(gates[:, 2 * n : 3 * n], w[2], c))
+            i = self._gate_fn(torch.addcmul(gates[:, :n], w[0], c))
+            f = self._gate_fn(torch.addcmul(gates[:, n : 2 * n], w[1], c))
+            c = torch.addcmul(f * c, i, g)
+        o = self._gate_fn(torch.addcmul(gates[:, 2 * n : 3 * n], w[2], c))
         return o * tanh(c), c, None
 
     def extra_repr(self) -> str:
@@ -275,15 +272,15 @@ class _PooledGatesCell(ConvLSTMCellBase):
     def _candidate_and_gates(
         self, xc: Tensor, xg: Tensor, h: Tensor | None
     ) -> tuple[Tensor, Tensor]:
-        """``G_t`` (B, C, H, W) and the σ-gates (num_gates, B, C, 1, 1) from the input terms
-        and ``H_{t-1}`` (None: zero)."""
+        """``G_t``'s argument ``W_xc ∗ X_t + W_hc ∗ H_{t-1} + b_c`` (B, C, H, W) and the σ-gates
+        (num_gates, B, C, 1, 1), from the input terms and ``H_{t-1}`` (None: zero)."""
         if h is None:
-            g, gates = tanh(xc), self._gate_fn(xg)
+            candidate, gates = xc, self._gate_fn(xg)
         else:
-            g = tanh(self.conv_h(h).add_(xc))  # in place on the fresh conv output
+            candidate = self.conv_h(h).add_(xc)  # in place on the fresh conv output
             gates = self._gate_fn(torch.addmm(xg, global_avg_pool(h), self.gates_h.weight.t()))
         gates = gates.unflatten(1, (self.num_gates, self.hidden_size)).movedim(1, 0)
-        return g, gates[..., None, None]
+        return candidate, gates[..., None, None]
 
 
 class GatedConvLSTMCell(_PooledGatesCell):
@@ -302,9 +299,9 @@ class GatedConvLSTMCell(_PooledGatesCell):
     def step(self, pre: tuple[Tensor, ...], state: State | None) -> StepOutput:
         xc, xg = pre
         h, c = (None, None) if state is None else state
-        g, (i, f, o) = self._candidate_and_gates(xc, xg, h)
-        c = self._next_cell_state(f, c, i, g)
-        return o * tanh(c), c, None
+        candidate, (i, f, o) = self._candidate_and_gates(xc, xg, h)
+        h, c = lstm_update(candidate, i, f, o, c)
+        return h, c, None
 
 
 class InputAttentionConvLSTMCell(_PooledGatesCell):
@@ -331,11 +328,11 @@ class InputAttentionConvLSTMCell(_PooledGatesCell):
         h, c = (None, None) if state is None else state
         attention = spatial_softmax(self.att_z(self._attention_features(xa, h)))
         x = attention * x
-        g, (i, f, o) = self._candidate_and_gates(
+        candidate, (i, f, o) = self._candidate_and_gates(
             self.conv_x(x), self.gates_x(global_avg_pool(x)), h
         )
-        c = self._next_cell_state(f, c, i, g)
-        return o * tanh(c), c, attention
+        h, c = lstm_update(candidate, i, f, o, c)
+        return h, c, attention
 
 
 class GateAttentionConvLSTMCell(_PooledGatesCell):
@@ -364,14 +361,14 @@ class GateAttentionConvLSTMCell(_PooledGatesCell):
     def step(self, pre: tuple[Tensor, ...], state: State | None) -> StepOutput:
         xc, xg, xa = pre
         h, c = (None, None) if state is None else state
-        g, (gate_a, gate_b) = self._candidate_and_gates(xc, xg, h)
+        candidate, (gate_a, gate_b) = self._candidate_and_gates(xc, xg, h)
         attention = channel_attention(self.att_z(self._attention_features(xa, h)))
         if self.attended_gate == "input":
             i, f, o = attention, gate_a, gate_b
         else:
             i, f, o = gate_a, gate_b, attention
-        c = self._next_cell_state(f, c, i, g)
-        return o * tanh(c), c, attention
+        h, c = lstm_update(candidate, i, f, o, c)
+        return h, c, attention
 
 
 class InputGateAttentionConvLSTMCell(GateAttentionConvLSTMCell):

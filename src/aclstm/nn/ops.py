@@ -15,6 +15,7 @@ __all__ = [
     "global_avg_pool",
     "hard_sigmoid",
     "keras_he_normal_",
+    "lstm_update",
     "pair",
     "spatial_softmax",
     "tanh",
@@ -40,6 +41,26 @@ def hard_sigmoid(x: Tensor) -> Tensor:
     return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
 
 
+def _hand_written_cpu_path(x: Tensor) -> bool:
+    """Whether ``x`` takes the CPU fp32/fp64 paths below: not on other devices, in reduced
+    precision, or under tracing (``torch.compile``, ``torch.export``, ``torch.jit.trace``),
+    which fuse or export the plain ops well."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()
+    )
+
+
+def _tanh_by_sigmoid(x: Tensor) -> Tensor:
+    """``2·σ(2x) − 1`` without autograd: one new tensor, updated in place."""
+    return torch.sigmoid_(x * 2).mul_(2).sub_(1)
+
+
+_tanh_backward = torch.ops.aten.tanh_backward  # grad·(1 − y²) from the output y
+
+
 class _TanhViaSigmoid(torch.autograd.Function):
     """``tanh(x) = 2·σ(2x) − 1`` forward; backward from the output, as ``torch.tanh``'s."""
 
@@ -47,7 +68,7 @@ class _TanhViaSigmoid(torch.autograd.Function):
 
     @staticmethod
     def forward(x: Tensor) -> Tensor:
-        return torch.sigmoid_(x * 2).mul_(2).sub_(1)
+        return _tanh_by_sigmoid(x)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -56,7 +77,7 @@ class _TanhViaSigmoid(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
         (y,) = ctx.saved_tensors
-        return torch.ops.aten.tanh_backward(grad, y)
+        return _tanh_backward(grad, y)
 
 
 def tanh(x: Tensor) -> Tensor:
@@ -66,18 +87,92 @@ def tanh(x: Tensor) -> Tensor:
     machine with torch 2.13: 530 us against 85 us for 2x256x28x28 floats), and the cells apply
     tanh to two full-size maps per step, which made it the largest elementwise cost of the small
     cells. The identity is exact; in floating point it differs from ``torch.tanh`` by at most a
-    few units in the last place of 1 (about 2e-7 in fp32), in absolute terms. Reduced precision,
-    other devices, and tracing (``torch.compile``, ``torch.export``, ``torch.jit.trace``, which
-    fuse or export tanh well) use ``torch.tanh``.
+    few units in the last place of 1 (about 2e-7 in fp32), in absolute terms. Elsewhere (see
+    ``_hand_written_cpu_path``) it is ``torch.tanh``.
     """
-    if (
-        x.device.type != "cpu"
-        or x.dtype not in (torch.float32, torch.float64)
-        or torch.compiler.is_compiling()
-        or torch.jit.is_tracing()
-    ):
-        return torch.tanh(x)
-    return _TanhViaSigmoid.apply(x)
+    return _TanhViaSigmoid.apply(x) if _hand_written_cpu_path(x) else torch.tanh(x)
+
+
+def _sum_to(grad: Tensor, like: Tensor) -> Tensor:
+    """``grad`` summed over the dims ``like`` broadcasts (a pooled gate's H x W)."""
+    return grad.sum_to_size(like.shape)
+
+
+def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    """``a + b`` where None is zero; in place on ``a``, a fresh tensor of the backward."""
+    if a is None or b is None:
+        return b if a is None else a
+    return a.add_(b)
+
+
+class _LSTMUpdate(torch.autograd.Function):
+    """:func:`lstm_update` as one autograd node, its backward written out.
+
+    ``G_t`` and ``tanh(C_t)`` are outputs too (``lstm_update`` drops them), so the tensors the
+    backward reuses are tied to the inputs through this node and a double backward is right.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(pre_g, i, f, o, c_prev):
+        g = _tanh_by_sigmoid(pre_g)
+        c = i * g
+        if c_prev is not None:
+            c.addcmul_(f, c_prev)
+        tanh_c = _tanh_by_sigmoid(c)
+        return o * tanh_c, c, g, tanh_c
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        _, i, f, o, c_prev = inputs
+        _, _, g, tanh_c = output
+        ctx.set_materialize_grads(False)  # an unused output brings no gradient: no zeros made
+        ctx.save_for_backward(i, f, o, c_prev, g, tanh_c)
+
+    @staticmethod
+    def backward(ctx, grad_h, grad_c, grad_g, grad_tanh_c):
+        i, f, o, c_prev, g, tanh_c = ctx.saved_tensors
+        need_pre, need_i, need_f, need_o, need_c_prev = ctx.needs_input_grad
+        grad_o = _sum_to(grad_h * tanh_c, o) if need_o and grad_h is not None else None
+        # dL/dC_t: through H_t = o∘tanh(C_t), and from the next step (grad_c).
+        grad_cell = _add(None if grad_h is None else grad_h * o, grad_tanh_c)
+        if grad_cell is not None:
+            grad_cell = _tanh_backward(grad_cell, tanh_c)
+        grad_cell = _add(grad_cell, grad_c)
+        if grad_cell is None and grad_g is None:
+            return None, None, None, grad_o, None
+        grad_i = grad_f = grad_c_prev = None
+        if grad_cell is not None:
+            grad_i = _sum_to(grad_cell * g, i) if need_i else None
+            if c_prev is not None:
+                grad_f = _sum_to(grad_cell * c_prev, f) if need_f else None
+                grad_c_prev = grad_cell * f if need_c_prev else None
+        grad_pre = None
+        if need_pre:
+            grad_pre = _add(None if grad_cell is None else grad_cell * i, grad_g)
+            grad_pre = _tanh_backward(grad_pre, g)
+        return grad_pre, grad_i, grad_f, grad_o, grad_c_prev
+
+
+def lstm_update(
+    pre_g: Tensor, i: Tensor, f: Tensor, o: Tensor, c_prev: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """The LSTM state update (paper Eqs. 4-6): ``G_t = tanh(pre_g)``,
+    ``C_t = f∘C_{t-1} + i∘G_t``, ``H_t = o∘tanh(C_t)``; returns ``(H_t, C_t)``.
+
+    The gates broadcast against the maps (a pooled gate is (B, C, 1, 1)); ``c_prev=None`` is
+    a zero ``C_{t-1}``. For CPU fp32/fp64 (all inputs of one dtype) it runs as one autograd
+    node whose backward is written out: autograd's own graph of these ops makes more full-size
+    passes and temporaries per step (``addcmul``'s backward, for one, multiplies by its scale
+    of 1), and the small cells spend much of their time in them.
+    """
+    tensors = (i, f, o) if c_prev is None else (i, f, o, c_prev)
+    if _hand_written_cpu_path(pre_g) and all(t.dtype == pre_g.dtype for t in tensors):
+        return _LSTMUpdate.apply(pre_g, i, f, o, c_prev)[:2]
+    g = tanh(pre_g)
+    c = i * g if c_prev is None else torch.addcmul(f * c_prev, i, g)
+    return o * tanh(c), c
 
 
 GATE_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -87,7 +182,7 @@ GATE_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 
 
 class _ChannelsLastAvgPool(torch.autograd.Function):
-    """Mean over (H, W) of a channels-last batch whose gradient is channels-last too."""
+    """Mean over (H, W) of a channels-last batch whose gradient keeps channels-last."""
 
     generate_vmap_rule = True
 
@@ -101,9 +196,10 @@ class _ChannelsLastAvgPool(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
+        # Not materialised: autograd adds this broadcast view into the input's other
+        # gradients (channel stride 1, so the sum comes out channels-last), or makes it dense.
         h, w = ctx.shape[-2:]
-        spread = (grad / (h * w))[:, :, None, None].expand(ctx.shape)
-        return spread.contiguous(memory_format=torch.channels_last)
+        return (grad / (h * w)).contiguous()[:, :, None, None].expand(ctx.shape)
 
 
 def global_avg_pool(x: Tensor) -> Tensor:
