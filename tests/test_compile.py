@@ -1,4 +1,5 @@
-"""``torch.compile`` of the sequence module gives what eager mode gives, on the CPU."""
+"""``torch.compile`` and ``torch.export`` of the sequence module give what eager mode gives,
+on the CPU."""
 
 from __future__ import annotations
 
@@ -36,3 +37,26 @@ def test_compiled_module_equals_eager(cell):
     torch.testing.assert_close(got_c, c_n, rtol=1e-5, atol=1e-5)
     for p, expected in zip(module.parameters(), eager_grads, strict=True):
         torch.testing.assert_close(p.grad, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_compiled_module_from_the_zero_state(cell):
+    """No state: the first step skips its recurrent terms, compiled as in eager mode."""
+    torch.manual_seed(1)
+    module = randomize_(ConvLSTM(3, 4, 3, cell=cell), scale=0.3)
+    x = torch.randn(2, 3, 3, 6, 5)
+    torch.testing.assert_close(torch.compile(module)(x)[0], module(x)[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["gated", "convlstm"])
+def test_exported_module_equals_eager(cell):
+    """torch.export traces the plain ops (torch.tanh, no autograd Functions of ours): the
+    CPU-only hand-written paths step aside while tracing."""
+    torch.manual_seed(0)
+    module = randomize_(ConvLSTM(3, 4, 3, num_layers=2, cell=cell), scale=0.3).eval()
+    x = torch.randn(2, 3, 3, 6, 5)
+    exported = torch.export.export(module, (x,))
+    targets = {str(node.target) for node in exported.graph.nodes if node.op == "call_function"}
+    assert any("tanh" in t for t in targets)
+    assert not any("Function" in t or "apply" in t for t in targets), targets
+    torch.testing.assert_close(exported.module()(x)[0], module(x)[0])
