@@ -55,7 +55,7 @@ def _read_bytes(path: str | Path) -> bytes:
         os.close(fd)
     if not chunks:
         raise DataError(path, "empty file, expected a JPEG image")
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return b"".join(chunks)  # one chunk: that chunk itself, not a copy
 
 
 def _decoded_size(path: str | Path, data: bytes, min_side: int) -> tuple[int, int]:

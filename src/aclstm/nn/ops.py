@@ -41,16 +41,16 @@ def hard_sigmoid(x: Tensor) -> Tensor:
     return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
 
 
+def _tracing() -> bool:
+    """Under ``torch.compile``, ``torch.export`` or ``torch.jit.trace``, which fuse or export
+    the plain ops well: the autograd Functions below then step aside."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
+
+
 def _hand_written_cpu_path(x: Tensor) -> bool:
     """Whether ``x`` takes the CPU fp32/fp64 paths below: not on other devices, in reduced
-    precision, or under tracing (``torch.compile``, ``torch.export``, ``torch.jit.trace``),
-    which fuse or export the plain ops well."""
-    return (
-        x.device.type == "cpu"
-        and x.dtype in (torch.float32, torch.float64)
-        and not torch.compiler.is_compiling()
-        and not torch.jit.is_tracing()
-    )
+    precision, or while tracing."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not _tracing()
 
 
 def _tanh_by_sigmoid(x: Tensor) -> Tensor:
@@ -210,7 +210,7 @@ def global_avg_pool(x: Tensor) -> Tensor:
     copies (and made the pooling's own backward 4x slower on the CPU).
     """
     channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
-    if channels_last and not x.is_contiguous() and not torch.compiler.is_compiling():
+    if channels_last and not x.is_contiguous() and not _tracing():
         return _ChannelsLastAvgPool.apply(x)
     return x.mean(dim=(-2, -1))
 
