@@ -314,3 +314,23 @@ def test_lstm_update_against_plain_ops(full_gate, with_c_prev):
     args = [t.detach().requires_grad_() for t in inputs]
     assert torch.autograd.gradcheck(node, args)
     assert torch.autograd.gradgradcheck(node, args)
+
+
+@pytest.mark.parametrize("cell", ["convlstm", "gated", "output_gate_attention"])
+def test_torch_func_grad_equals_autograd(cell):
+    """torch.func transforms see the hand-written autograd nodes through their setup_context."""
+    from torch.func import grad
+
+    torch.manual_seed(0)
+    module = randomize_(ConvLSTM(2, 3, 3, cell=cell).double(), scale=0.5)
+    params = {name: p.detach() for name, p in module.named_parameters()}
+    x = torch.randn(1, 3, 2, 4, 4, dtype=torch.float64)
+
+    def loss(params):
+        return functional_call(module, params, (x,))[0].square().sum()
+
+    got = grad(loss)(params)
+    leaves = {name: p.clone().requires_grad_() for name, p in params.items()}
+    want = torch.autograd.grad(loss(leaves), list(leaves.values()))
+    for name, expected in zip(leaves, want, strict=True):
+        torch.testing.assert_close(got[name], expected, msg=name)
