@@ -103,23 +103,30 @@ def test_single_cell_call_is_one_step(cell):
 
 
 @pytest.mark.parametrize("cell", ALL_CELLS)
+def gradcheck_module(module: ConvLSTM, x: torch.Tensor, *state: torch.Tensor) -> bool:
+    """gradcheck of ``module`` w.r.t. ``x``, the given initial ``(h_0, c_0)`` (if any) and
+    every parameter, in fp64."""
+    names = [name for name, _ in module.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_() for p in module.parameters())
+
+    def fn(x, *tensors):
+        given, weights = tensors[: len(state)], tensors[len(state) :]
+        args = (x, tuple(given)) if given else (x,)
+        out, (h_n, c_n) = functional_call(module, dict(zip(names, weights, strict=True)), args)
+        return out, h_n, c_n
+
+    return torch.autograd.gradcheck(fn, (x, *state, *params), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ALL_CELLS)
 def test_gradcheck(cell):
     """Gradients w.r.t. input, initial state and every parameter, in fp64."""
     torch.manual_seed(0)
     module = randomize_(ConvLSTM(2, 3, 3, num_layers=2, cell=cell).double(), scale=0.5)
-    names = [name for name, _ in module.named_parameters()]
-    params = tuple(p.detach().clone().requires_grad_() for p in module.parameters())
     x = torch.randn(1, 3, 2, 4, 3, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(2, 1, 3, 4, 3, dtype=torch.float64, requires_grad=True)
     c0 = torch.randn(2, 1, 3, 4, 3, dtype=torch.float64, requires_grad=True)
-
-    def fn(x, h0, c0, *params):
-        out, (h_n, c_n) = functional_call(
-            module, dict(zip(names, params, strict=True)), (x, (h0, c0))
-        )
-        return out, h_n, c_n
-
-    assert torch.autograd.gradcheck(fn, (x, h0, c0, *params), eps=1e-6, atol=1e-6)
+    assert gradcheck_module(module, x, h0, c0)
 
 
 @pytest.mark.parametrize("cell", ALL_CELLS)
@@ -127,15 +134,8 @@ def test_gradcheck_from_the_zero_state(cell):
     """Without a state the first step skips its recurrent terms: its gradients, in fp64."""
     torch.manual_seed(1)
     module = randomize_(ConvLSTM(2, 3, 3, cell=cell, bidirectional=True).double(), scale=0.5)
-    names = [name for name, _ in module.named_parameters()]
-    params = tuple(p.detach().clone().requires_grad_() for p in module.parameters())
     x = torch.randn(1, 3, 2, 3, 4, dtype=torch.float64, requires_grad=True)
-
-    def fn(x, *params):
-        out, (h_n, c_n) = functional_call(module, dict(zip(names, params, strict=True)), (x,))
-        return out, h_n, c_n
-
-    assert torch.autograd.gradcheck(fn, (x, *params), eps=1e-6, atol=1e-6)
+    assert gradcheck_module(module, x)
 
 
 @pytest.mark.parametrize("steps", [1, 3])
@@ -299,8 +299,8 @@ def test_lstm_update_against_plain_ops(full_gate, with_c_prev):
     h_ref, c_ref = plain(pre, i, f, o, c_prev)
     torch.testing.assert_close((h, c), (h_ref, c_ref), rtol=0, atol=1e-14)
     inputs = [t for t in (pre, i, f, o, c_prev) if t is not None]
-    for outputs in ((h, c), (h,), (c,)):  # an unused output brings no gradient
-        refs = (h_ref, c_ref) if len(outputs) == 2 else ((h_ref,) if outputs[0] is h else (c_ref,))
+    for used in ((0, 1), (0,), (1,)):  # an unused output brings no gradient
+        outputs, refs = ([(h, c)[k] for k in used], [(h_ref, c_ref)[k] for k in used])
         upstream = [torch.randn_like(t) for t in outputs]
         got = torch.autograd.grad(outputs, inputs, upstream, retain_graph=True, allow_unused=True)
         want = torch.autograd.grad(refs, inputs, upstream, retain_graph=True, allow_unused=True)
