@@ -9,12 +9,18 @@ within each repetition:
 * ``pipeline with Pillow`` (the peer): the same pipeline decoding with Pillow instead,
   when Pillow is installed.
 
+Decoding dominates, and its cost follows the frames' coding (bytes a frame, chroma
+subsampling), so the script prints both. The synthetic frames are coded to Jester's size
+(see ``aclstm.data.synth.JPEG_QUALITIES``); ``--root`` measures a Jester copy on disk instead.
+
 Target: ``pipeline`` at >= 300 clips/s/core.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
 import sys
 import tempfile
@@ -25,9 +31,12 @@ import numpy as np
 import simplejpeg
 import torch
 
+import aclstm.data.clips as clips_module
 from aclstm.data import JesterDataset, sample_indices
 from aclstm.data.clips import frame_files
 from aclstm.data.synth import SynthSpec, write_synthetic_set
+
+_SUBSAMPLING = {"444": "4:4:4", "422": "4:2:2", "420": "4:2:0", "440": "4:4:0", "411": "4:1:1"}
 
 
 def clips_per_second(fn, n: int) -> float:
@@ -37,65 +46,84 @@ def clips_per_second(fn, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def describe_frames(files: list[list[Path]]) -> str:
+    """Average size and the chroma subsampling(s) of the frames measured."""
+    sizes = [os.path.getsize(f) for clip in files for f in clip]
+    kinds = set()
+    for clip in files:
+        _, _, _, subsampling = simplejpeg.decode_jpeg_header(clip[0].read_bytes())
+        kinds.add(_SUBSAMPLING.get(subsampling, subsampling))
+    return f"{np.mean(sizes) / 1000:.1f} KB a frame on average, {'/'.join(sorted(kinds))}"
+
+
+def pil_read_jpegs(paths, min_side: int = 0) -> np.ndarray:
+    """The peer's decoding: Pillow, frame by frame, stacked."""
+    from PIL import Image
+
+    frames = []
+    for path in paths:
+        with Image.open(path) as image:
+            frames.append(np.asarray(image.convert("RGB")))
+    return np.stack(frames)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--clips-per-class", type=int, default=4)
+    p.add_argument("--root", type=Path, help="a Jester copy to measure instead of synthetic clips")
+    p.add_argument("--clips", type=int, default=108, help="clips of the train split measured")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--clip-len", type=int, default=16)
     p.add_argument("--size", type=int, default=112)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        write_synthetic_set(root, SynthSpec(args.clips_per_class, val_fraction=0.0), workers=2)
+    with contextlib.ExitStack() as stack:
+        root = args.root
+        if root is None:
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            per_class = -(-args.clips // 27)
+            write_synthetic_set(root, SynthSpec(per_class, val_fraction=0.0), workers=2)
         ds = JesterDataset(root, "train", clip_len=args.clip_len, size=args.size, seed=0)
+        ds.records = ds.records[: args.clips]
         n = len(ds)
+        files = [frame_files(record.source) for record in ds.records]  # listed once, untimed
+        picks = [sample_indices(len(f), args.clip_len, training=False) for f in files]
 
         def pipeline(k):
             ds[k]
 
         def decode_only(k):
-            files = frame_files(ds.records[k].source)
-            for i in sample_indices(len(files), args.clip_len, training=False):
-                simplejpeg.decode_jpeg(files[i].read_bytes())
+            for i in picks[k]:
+                simplejpeg.decode_jpeg(files[k][i].read_bytes())
+
+        def pipeline_pillow(k):
+            original = clips_module.read_jpegs
+            clips_module.read_jpegs = pil_read_jpegs
+            try:
+                ds[k]
+            finally:
+                clips_module.read_jpegs = original
 
         contenders = {"pipeline (simplejpeg)": pipeline, "decode only (bound)": decode_only}
         try:
-            from PIL import Image
+            import PIL  # noqa: F401
 
-            pil_ds = JesterDataset(root, "train", clip_len=args.clip_len, size=args.size, seed=0)
-            import aclstm.data.clips as clips_module
-
-            def pil_read(paths, min_side=0):
-                frames = []
-                for path in paths:
-                    with Image.open(path) as im:
-                        frames.append(np.asarray(im.convert("RGB")))
-                return np.stack(frames)
-
-            def pipeline_pil(k):
-                original = clips_module.read_jpegs
-                clips_module.read_jpegs = pil_read
-                try:
-                    pil_ds[k]
-                finally:
-                    clips_module.read_jpegs = original
-
-            contenders["pipeline with Pillow (peer)"] = pipeline_pil
+            contenders["pipeline with Pillow (peer)"] = pipeline_pillow
         except ImportError:
             print("Pillow is not installed: skipping the Pillow peer")
 
         rates: dict[str, list[float]] = {name: [] for name in contenders}
-        for fn in contenders.values():  # warm the page cache
+        for fn in contenders.values():  # warm the page cache and the frame counts
             clips_per_second(fn, n)
         for _ in range(args.repeats):
             for name, fn in contenders.items():
                 rates[name].append(clips_per_second(fn, n))
+        frames = describe_frames(files)
 
+    source = "Jester-like synthetic" if args.root is None else f"{args.root.name}:"
     print(
-        f"{n} Jester-like clips (176x100 JPEG frames, 24-48 a clip) -> "
-        f"3x{args.clip_len}x{args.size}x{args.size}; one core; median of {args.repeats}"
+        f"{n} {source} clips ({frames}) -> 3x{args.clip_len}x{args.size}x{args.size}; "
+        f"one core; median of {args.repeats}"
     )
     print("| measurement | clips/s/core |\n|---|---:|")
     medians = {name: statistics.median(v) for name, v in rates.items()}
