@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import simplejpeg
 
 from aclstm.cli import main
 from aclstm.data import IsoGDDataset, JesterDataset, read_video
@@ -73,6 +74,18 @@ def test_jester_layout_read_back_and_identical_files(tmp_path):
     first = train.records[0]
     frames, _ = render_clip(first.label, (4, first.label, 0))
     assert len(list(first.source.glob("*.jpg"))) == len(frames)
+
+
+def test_jester_frames_are_coded_like_jesters(tmp_path):
+    """4:2:0 and about Jester's bytes a frame (~4.3 KB), so decoding them costs what decoding
+    Jester costs (the data benchmark's clips are these)."""
+    write_synthetic_set(tmp_path, SynthSpec(clips_per_class=1, val_fraction=0.0, seed=1))
+    frames = sorted((tmp_path / "20bn-jester-v1").rglob("*.jpg"))
+    assert len(frames) >= 27 * 24
+    sizes = [f.stat().st_size for f in frames]
+    assert 3500 < np.mean(sizes) < 6000
+    for f in frames[::50]:
+        assert simplejpeg.decode_jpeg_header(f.read_bytes())[3] == "420"
 
 
 def test_isogd_layout_read_back(tmp_path):
