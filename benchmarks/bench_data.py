@@ -32,7 +32,7 @@ import simplejpeg
 import torch
 
 import aclstm.data.clips as clips_module
-from aclstm.data import JesterDataset, sample_indices
+from aclstm.data import DataError, JesterDataset, sample_indices
 from aclstm.data.clips import frame_files
 from aclstm.data.synth import SynthSpec, write_synthetic_set
 
@@ -83,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             per_class = -(-args.clips // 27)
             write_synthetic_set(root, SynthSpec(per_class, val_fraction=0.0), workers=2)
-        ds = JesterDataset(root, "train", clip_len=args.clip_len, size=args.size, seed=0)
+        try:
+            ds = JesterDataset(root, "train", clip_len=args.clip_len, size=args.size, seed=0)
+        except DataError as err:
+            print(f"bench_data: {err}", file=sys.stderr)
+            return 2
         ds.records = ds.records[: args.clips]
         n = len(ds)
         files = [frame_files(record.source) for record in ds.records]  # listed once, untimed
@@ -120,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
                 rates[name].append(clips_per_second(fn, n))
         frames = describe_frames(files)
 
-    source = "Jester-like synthetic" if args.root is None else f"{args.root.name}:"
+    source = "Jester-like synthetic clips" if args.root is None else f"clips of {args.root}"
     print(
-        f"{n} {source} clips ({frames}) -> 3x{args.clip_len}x{args.size}x{args.size}; "
+        f"{n} {source} ({frames}) -> 3x{args.clip_len}x{args.size}x{args.size}; "
         f"one core; median of {args.repeats}"
     )
     print("| measurement | clips/s/core |\n|---|---:|")

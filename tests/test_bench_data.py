@@ -1,0 +1,28 @@
+"""benchmarks/bench_data.py runs on a Jester copy given with --root and describes its frames."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_data
+
+from aclstm.data.synth import SynthSpec, write_synthetic_set
+
+
+def test_measures_a_jester_root_and_names_its_frames_coding(tmp_path, capsys):
+    spec = SynthSpec(clips_per_class=1, val_fraction=0.0, seed=2, classes=(0, 1, 2))
+    write_synthetic_set(tmp_path, spec)
+    assert bench_data.main(["--root", str(tmp_path), "--clips", "2", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"2 clips of {tmp_path} (" in out and "KB a frame on average, 4:2:0)" in out
+    for row in ("pipeline (simplejpeg)", "decode only (bound)", "pipeline / decode-only bound"):
+        assert row in out
+    assert "target >= 300 clips/s/core: " in out
+
+
+def test_a_root_without_jester_files_is_named(tmp_path, capsys):
+    assert bench_data.main(["--root", str(tmp_path)]) == 2
+    assert "no Jester labels file" in capsys.readouterr().err
