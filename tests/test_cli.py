@@ -144,9 +144,9 @@ def test_torchrun_two_cpu_processes_match_one_process_with_the_same_global_batch
     process updates them micro-batch after micro-batch, two processes average theirs).
     Agreement is measured against how far training moved each tensor (a run at lr 0 gives
     the initial weights): rounding differs between the two (one thread or two per process,
-    another reduction order), and a max-pooling tie it breaks the other way sends a
-    gradient elsewhere, while a real fault (summed instead of averaged gradients, a missed
-    all-reduce, other clips) differs by the size of the update itself."""
+    another reduction order) and can grow over the steps (0.5 % of the update on some data,
+    e.g. where it flips a max-pooling tie), while a real fault (summed instead of averaged
+    gradients, a missed all-reduce, other clips) differs by the size of the update itself."""
     # SGD: AdamW's normalised steps would magnify rounding differences of near-zero gradients.
     # channels_last is off under DDP (see fit); off here too, to compare like with like.
     extra = ["train.optimizer=sgd", "train.channels_last=false"]

@@ -277,7 +277,7 @@ class SynthSpec:
 # How the Jester-layout frames are coded, to cost what Jester's cost to decode. Jester's frames
 # average about 4.3 KB: 22.9 GB for 148,092 clips (mindspore-ai/models, research/cv/trn/
 # README.md) of ~36 frames. Chroma is subsampled 4:2:0, the default of Pillow and OpenCV and
-# what FFmpeg writes from a 4:2:0 video. Qualities 60-90 bring these noisy frames to ~4.7 KB.
+# what FFmpeg writes from a 4:2:0 video. Qualities 60-90 bring these noisy frames to ~4.6 KB.
 JPEG_QUALITIES = (60, 90)
 JPEG_SUBSAMPLING = "420"
 
