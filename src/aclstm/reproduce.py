@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import textwrap
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -262,11 +263,16 @@ def write_table(
 ) -> dict[str, Path]:
     """``table1.md``, ``table1.json`` and ``table1.png`` in ``out``."""
     network = network_config(config, "gated")
-    setting = (
-        f"data {data} ({config.data.root}), preset {config.model.preset}, "
-        f"{network.frames} frames of {network.size}x{network.size}, {config.train.epochs} "
-        f"epochs, seeds {', '.join(map(str, seeds))}"
-    )
+
+    def setting_with(root: str) -> str:
+        return (
+            f"data {data} ({root}), preset {config.model.preset}, "
+            f"{network.frames} frames of {network.size}x{network.size}, {config.train.epochs} "
+            f"epochs, seeds {', '.join(map(str, seeds))}"
+        )
+
+    setting = setting_with(config.data.root)  # the table and json say where the data lay
+    title = "\n".join(textwrap.wrap(setting_with(Path(config.data.root).name), 80))
     table = format_table(rows, data, seeds)
     note = (
         "Size columns: one ConvLSTM layer as the network runs it (K="
@@ -281,7 +287,7 @@ def write_table(
     atomic_write(paths["md"], lambda p: p.write_text(md))
     record = {"setting": setting, "rows": [r.as_dict() for r in rows]}
     atomic_write(paths["json"], lambda p: p.write_text(json.dumps(record, indent=2) + "\n"))
-    plot_accuracy_vs_mult_adds(rows, paths["png"], setting)
+    plot_accuracy_vs_mult_adds(rows, paths["png"], title)
     return paths
 
 
