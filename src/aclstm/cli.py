@@ -419,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Table 1: the five cells trained with one recipe and seeds, with their sizes",
         description="Train and evaluate every cell with the same recipe and seeds, then write "
         "table1.md, table1.json and table1.png (accuracy against multiply-adds) into --out. "
-        "The synthetic default fits in about an hour on 2 CPU cores. Finished runs are reused "
+        "The synthetic default takes about half an hour on 2 CPU cores. Finished runs are reused "
         "and interrupted ones resumed, so the same command again completes a broken table. "
         "For IsoGD, train.init_from may contain {cell} and {seed}.",
     )
