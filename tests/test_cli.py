@@ -152,9 +152,9 @@ def test_torchrun_two_cpu_processes_match_one_process_with_the_same_global_batch
     extra = ["train.optimizer=sgd", "train.channels_last=false"]
     options = tiny_run_options(synth_root, epochs=1, batch_size=6, extra=extra)
     single, initial = tmp_path / "single", tmp_path / "initial"
-    for work_dir, lr in ((single, []), (initial, ["train.lr=0.0"])):
+    for work_dir, still in ((single, []), (initial, ["train.lr=0.0"])):
         assert main(["train", "synth_demo", "--work-dir", str(work_dir), *options,
-                     "train.accumulate=2", *lr]) == 0  # fmt: skip
+                     "train.accumulate=2", *still]) == 0  # fmt: skip
     ddp = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
