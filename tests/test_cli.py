@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -134,6 +135,17 @@ def test_mistakes_exit_2_with_a_message_not_a_traceback(argv, message, capsys):
     assert message in err and "Traceback" not in err
 
 
+def test_a_crash_in_native_code_prints_where_python_was():
+    """An abort (as a C++ library raises it) prints a Python traceback, not just the signal."""
+    code = (
+        "import os, signal; from aclstm.cli import print_tracebacks_on_crash; "
+        "print_tracebacks_on_crash(); os.kill(os.getpid(), signal.SIGABRT)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == -signal.SIGABRT
+    assert "Fatal Python error: Aborted" in result.stderr and "<string>" in result.stderr
+
+
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_match_one_process_with_the_same_global_batch(
     tmp_path, synth_root
@@ -163,7 +175,9 @@ def test_torchrun_two_cpu_processes_match_one_process_with_the_same_global_batch
          "--work-dir", str(ddp), *options],
         capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    # Both streams on failure: whether "weights identical" was printed places a crash before
+    # or after the end of training.
+    assert result.returncode == 0, f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     assert "2 process(es)" in result.stdout
     assert "weights identical on all 2 processes" in result.stdout
     a, b, start = (load_file(str(d / "last" / "model.safetensors")) for d in (single, ddp, initial))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
 import json
 import os
 import sys
@@ -449,7 +451,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def print_tracebacks_on_crash() -> None:
+    """A crash in native code (a segfault, or an abort in a C++ library such as gloo) prints
+    where every Python thread was, not only the bare signal torchrun reports."""
+    if faulthandler.is_enabled():
+        return
+    with contextlib.suppress(OSError, ValueError):  # stderr without a file descriptor (captured)
+        faulthandler.enable(all_threads=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    print_tracebacks_on_crash()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
