@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from aclstm.nn import ConvLSTM, resolve_cell_name
+from aclstm.nn.init import he_normal_
 
 from .layers import BN_MOMENTUM
 from .mobilenet import PAPER_MOBILENET, MobileNetTop
@@ -44,6 +45,8 @@ class GestureNetConfig:
     frames: int = 16  # the clip length the preset is meant for; any T >= 2 runs
     size: int = 112  # the input resolution the preset is meant for; any multiple of 16 runs
     bn_momentum: float = BN_MOMENTUM  # Keras' 0.99 as PyTorch's 0.01; short runs want 0.1
+    padding: str = "symmetric"  # strided layers' "same" padding: symmetric, or "tf" as released
+    mobilenet_bias: bool = False  # a bias on MobileNet's pointwise convs (the released net's)
 
     def cells(self) -> list[str]:
         if self.layer_cells is not None:
@@ -80,7 +83,7 @@ class GestureNet(nn.Module):
         super().__init__()
         config = replace(config or GestureNetConfig(), **overrides)
         self.config = config
-        self.res3d = Res3D(config.in_channels, config.res3d_widths)
+        self.res3d = Res3D(config.in_channels, config.res3d_widths, config.padding)
         self.convlstm = ConvLSTM(
             self.res3d.out_channels,
             config.lstm_hidden,
@@ -90,22 +93,22 @@ class GestureNet(nn.Module):
             batch_first=False,  # time-first: each step's frames stay one flat batch
             gate_activation=config.gate_activation,
         )
-        self.mobilenet = MobileNetTop(config.lstm_hidden, config.mobilenet)
+        self.mobilenet = MobileNetTop(
+            config.lstm_hidden, config.mobilenet, config.mobilenet_bias, config.padding
+        )
         self.classifier = nn.Linear(self.mobilenet.out_channels, config.num_classes)
+        he_normal_(self.classifier)  # as the released training scripts pass it
         for module in self.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.momentum = config.bn_momentum
-        self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """He-normal convolutions and head outside the ConvLSTM (which keeps its own scheme)."""
-        for name, module in self.named_modules():
-            if name.startswith("convlstm"):
-                continue
-            if isinstance(module, (nn.Conv2d, nn.Conv3d)):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.Linear):
-                _init_head(module)
+        """Every weight as the released code starts it (each stage's own rule)."""
+        for stage in self.stages().values():
+            if isinstance(stage, nn.Linear):
+                he_normal_(stage)
+            else:
+                stage.reset_parameters()
 
     def to_channels_last(self) -> GestureNet:
         """Channels-last weights: ``channels_last_3d`` for the 3D convolutions and
@@ -171,21 +174,12 @@ class GestureNet(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """A new, freshly initialised head, e.g. 27 Jester classes -> 249 IsoGD classes."""
         old = self.classifier
-        self.classifier = _init_head(nn.Linear(old.in_features, num_classes).to(old.weight.device))
+        self.classifier = he_normal_(nn.Linear(old.in_features, num_classes).to(old.weight.device))
         self.config = replace(self.config, num_classes=num_classes)
 
     def stages(self) -> dict[str, nn.Module]:
         """The four stages of Fig. 1 by label, in the order data flows through them."""
         return {label: getattr(self, attr) for label, attr in self.stage_attributes.items()}
-
-
-def _init_head(linear: nn.Linear) -> nn.Linear:
-    """The classifier's start as Keras' ``Dense`` default: Glorot-uniform weights, zero bias.
-    (A much smaller start, e.g. std 0.01, starves the layers below of gradient under SGD: the
-    tiny net then sat at chance for epochs on the synthetic set.)"""
-    nn.init.xavier_uniform_(linear.weight)
-    nn.init.zeros_(linear.bias)
-    return linear
 
 
 def count_parameters(module: nn.Module) -> int:

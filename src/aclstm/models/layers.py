@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 # Keras BatchNormalization defaults: epsilon 1e-3, momentum 0.99 (PyTorch momentum 0.01).
@@ -18,15 +21,61 @@ def batch_norm_2d(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
 
 
-class Conv3d(nn.Conv3d):
-    """``nn.Conv3d`` that steps around a fault of the CPU's bf16 convolution (torch 2.13,
-    oneDNN): on inputs 2 frames long, about 1 weight gradient in 10 came back with inf/NaN.
-    Under CPU autocast, inputs shorter than 3 frames are convolved in fp32 instead; everything
-    else runs as ``nn.Conv3d`` does. (Measured: 2 frames 10-14 of 100 calls, 1 and 3-6 frames
-    none.)"""
+# How a strided layer's "same" padding is placed: "symmetric" (PyTorch's: (K-1)/2 on each
+# side) or "tf" (TensorFlow's, as the released Keras network computes it: the total padding
+# that keeps ceil(N/stride) outputs, the odd pixel on the far side). Both give the same shapes;
+# at stride 1 with odd kernels they are the same padding.
+PADDINGS = ("symmetric", "tf")
+
+
+def tf_same_pads(sizes: Sequence[int], kernel: Sequence[int], stride: Sequence[int]) -> list[int]:
+    """TensorFlow's "same" padding of an input of ``sizes`` (spatial dims, first to last), as
+    ``F.pad``'s list: (before, after) of the last dim first."""
+    pads: list[int] = []
+    for n, k, s in reversed(list(zip(sizes, kernel, stride, strict=True))):
+        total = max((-(-n // s) - 1) * s + k - n, 0)
+        pads += [total // 2, total - total // 2]
+    return pads
+
+
+def check_padding(padding: str) -> str:
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {', '.join(PADDINGS)}; got {padding!r}")
+    return padding
+
+
+class _TFSame:
+    """Convolutions that can pad as TensorFlow's "same" does (``tf_same=True``): the padding
+    is worked out from each input's size, so any size gives the released network's windows."""
+
+    def __init__(self, *args, tf_same: bool = False, **kwargs) -> None:
+        super().__init__(*args, **({**kwargs, "padding": 0} if tf_same else kwargs))
+        self.tf_same = tf_same
+
+    def pad_input(self, x: Tensor) -> Tensor:
+        if not self.tf_same:
+            return x
+        return F.pad(x, tf_same_pads(x.shape[2:], self.kernel_size, self.stride))
+
+
+class Conv2d(_TFSame, nn.Conv2d):
+    """``nn.Conv2d`` with the option of TensorFlow's "same" padding (``tf_same=True``)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.shape[2] < 3 and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        return super().forward(self.pad_input(x))
+
+
+class Conv3d(_TFSame, nn.Conv3d):
+    """``nn.Conv3d`` with the option of TensorFlow's "same" padding (``tf_same=True``), that
+    also steps around a fault of the CPU's bf16 convolution (torch 2.13, oneDNN): on inputs 2
+    frames long, about 1 weight gradient in 10 came back with inf/NaN. Under CPU autocast,
+    inputs shorter than 3 frames are convolved in fp32 instead; everything else runs as
+    ``nn.Conv3d`` does. (Measured: 2 frames 10-14 of 100 calls, 1 and 3-6 frames none.)"""
+
+    def forward(self, x: Tensor) -> Tensor:
+        short = x.shape[2] < 3
+        x = self.pad_input(x)
+        if short and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             with torch.autocast("cpu", enabled=False):
                 return super().forward(x.float())
         return super().forward(x)

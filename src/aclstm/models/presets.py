@@ -19,6 +19,14 @@ def register_preset(name: str, config: GestureNetConfig) -> GestureNetConfig:
 # The released architecture: 16 (Jester) or 32 (IsoGD) frames of 112x112.
 register_preset("paper", GestureNetConfig())
 
+# The released Keras network exactly (GuangmingZhu/AttentionConvLSTM): TensorFlow's "same"
+# padding on the strided layers, a bias on MobileNet's pointwise convolutions, hard_sigmoid
+# gates. Its checkpoints are what `aclstm convert-keras` writes.
+register_preset(
+    "released",
+    GestureNetConfig(padding="tf", mobilenet_bias=True, gate_activation="hard_sigmoid"),
+)
+
 # A CPU-sized network for the demo and the tests: 8 frames of 64x64, every width cut down.
 register_preset(
     "tiny",

@@ -13,8 +13,9 @@ Called directly, a cell runs one step like :class:`torch.nn.LSTMCell`:
 ``h, c = cell(x_t, (h, c))`` with ``x_t`` of shape ``(B, C_in, H, W)``.
 
 Weights follow the authors' released Keras code (see DESIGN.md §2): separable convolutions for
-the variants, gate weights initialised to ``1/C``, He-normal conv kernels, zero biases (plus a
-forget-gate bias of 1 for the standard cell, as Keras' ``unit_forget_bias``).
+the variants, gate weights initialised to ``1/C``, ``he_normal`` conv kernels with Keras' fan-in
+(:mod:`aclstm.nn.init`), zero biases. The standard cell, which the released code does not
+have, starts as Keras' ``ConvLSTM2D`` (with its forget-gate bias of 1, ``unit_forget_bias``).
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from .init import he_normal_
 from .ops import (
     GATE_ACTIVATIONS,
     SeparableConv2d,
     channel_attention,
     global_avg_pool,
-    keras_he_normal_,
     lstm_update,
     pair,
     spatial_softmax,
@@ -257,15 +258,19 @@ class _PooledGatesCell(ConvLSTMCellBase):
         """``tanh(W_xa ∗ X_t + W_ha ∗ H_{t-1} + b_a)`` from the precomputed ``xa``."""
         return tanh(xa if h is None else self.att_h(h).add_(xa))
 
+    # The constant start of the input-side gate weights, 1/C: C_in in the released attention
+    # layers, C_out in its GatedConvLSTM2D (the recurrent side is 1/C_out in all of them).
+    gate_init_width: ClassVar[str] = "input"
+
     def reset_parameters(self) -> None:
-        """As the released code: He-normal conv kernels, gate weights 1/C, zero biases."""
+        """As the released code: ``he_normal`` conv kernels (Keras' fan-in, see
+        :mod:`aclstm.nn.init`), constant gate weights 1/C, zero biases."""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                keras_he_normal_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-        for linear in (self.gates_x, self.gates_h):
-            nn.init.constant_(linear.weight, 1.0 / linear.in_features)
+                he_normal_(module)
+        width = self.input_size if self.gate_init_width == "input" else self.hidden_size
+        for linear, c in ((self.gates_x, width), (self.gates_h, self.hidden_size)):
+            nn.init.constant_(linear.weight, 1.0 / c)
             if linear.bias is not None:
                 nn.init.zeros_(linear.bias)
 
@@ -292,6 +297,7 @@ class GatedConvLSTMCell(_PooledGatesCell):
     """
 
     name = "gated"
+    gate_init_width = "output"
 
     def precompute(self, x: Tensor) -> tuple[Tensor, ...]:
         return self.conv_x(x), self.gates_x(global_avg_pool(x))

@@ -144,6 +144,11 @@ class ConvLSTM(nn.Module):
                     )
                 )
 
+    def reset_parameters(self) -> None:
+        """Every cell back to its initial weights (as ``nn.LSTM.reset_parameters``)."""
+        for cell in self.cells:
+            cell.reset_parameters()
+
     def _check_input(self, x: Tensor, state: State | None) -> None:
         if x.dim() != 5:
             layout = "(B, T, C, H, W)" if self.batch_first else "(T, B, C, H, W)"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
+
+from .init import he_normal_
 
 __all__ = [
     "GATE_ACTIVATIONS",
@@ -14,7 +15,6 @@ __all__ = [
     "channel_attention",
     "global_avg_pool",
     "hard_sigmoid",
-    "keras_he_normal_",
     "lstm_update",
     "pair",
     "spatial_softmax",
@@ -229,14 +229,6 @@ def channel_attention(z: Tensor) -> Tensor:
     return torch.exp(z - z.amax(dim=(-2, -1), keepdim=True))
 
 
-@torch.no_grad()
-def keras_he_normal_(weight: Tensor) -> Tensor:
-    """Keras' ``he_normal``: normal, truncated at two std, scaled to std sqrt(2 / fan_in)."""
-    fan_in = weight[0].numel()
-    std = math.sqrt(2.0 / fan_in) / 0.87962566103423978  # Keras' truncation correction
-    return nn.init.trunc_normal_(weight, mean=0.0, std=std, a=-2 * std, b=2 * std)
-
-
 class SeparableConv2d(nn.Module):
     """Depthwise KxK convolution (one filter per channel, no bias) then a 1x1 pointwise conv.
 
@@ -264,10 +256,9 @@ class SeparableConv2d(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        keras_he_normal_(self.depthwise.weight)
-        keras_he_normal_(self.pointwise.weight)
-        if self.pointwise.bias is not None:
-            nn.init.zeros_(self.pointwise.bias)
+        """The released cells' ``he_normal`` on both kernels (Keras' fan-in), zero bias."""
+        he_normal_(self.depthwise)
+        he_normal_(self.pointwise)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.pointwise(self.depthwise(x))
