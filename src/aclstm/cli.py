@@ -180,6 +180,19 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert_keras(args: argparse.Namespace) -> int:
+    from aclstm.convert import convert_released_weights
+
+    out = convert_released_weights(
+        args.weights, args.out, args.modality, args.frames, args.size, args.data or ""
+    )
+    print(
+        f"wrote {out} (model.safetensors, meta.json): the released gated network, {args.modality}"
+    )
+    print(f"  aclstm evaluate {out} --data <IsoGD root>    or    aclstm predict {out} <clip>")
+    return 0
+
+
 def _default_visualize_out(checkpoint: str, source: str) -> Path:
     """CHECKPOINT/../visualize-NAME.png, NAME the input file's or folder's name without its
     extension, or SPLIT-INDEX for a clip of the data set."""
@@ -382,6 +395,27 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--topk", type=_positive_int, default=5, help="(5)")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.set_defaults(func=_cmd_predict)
+
+    convert = commands.add_parser(
+        "convert-keras",
+        help="the authors' released Keras weights -> an aclstm checkpoint folder",
+        description="Convert a weights file of the authors' released Keras code (the "
+        "published IsoGD models isogr_{rgb,depth,flow}_gatedclstm_weights.zip.001/.002, "
+        "TF 1.2 Keras save_weights HDF5) into a checkpoint folder that evaluate, predict and "
+        "visualize accept. WEIGHTS is the .h5 file, a .zip holding it, or the first volume "
+        "(.zip.001) of the split archive with the others beside it. The checkpoint uses the "
+        "'released' preset and preprocessing; its data set is IsoGD (the official lists and "
+        "videos for rgb and depth, the released code's frame lists for flow).",
+    )
+    convert.add_argument("weights", metavar="WEIGHTS", help=".h5, .zip or .zip.001 file")
+    convert.add_argument("out", metavar="OUT", help="the checkpoint folder to write")
+    convert.add_argument(
+        "--modality", choices=["rgb", "depth", "flow"], default="rgb", help="(rgb)"
+    )
+    convert.add_argument("--frames", type=_positive_int, default=32, help="clip length (32)")
+    convert.add_argument("--size", type=_positive_int, default=112, help="clip H = W (112)")
+    convert.add_argument("--data", metavar="ROOT", help="the IsoGD root, stored as data.root")
+    convert.set_defaults(func=_cmd_convert_keras)
 
     visualize = commands.add_parser(
         "visualize",

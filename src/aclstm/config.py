@@ -67,13 +67,16 @@ class DataConfig:
 
     ``dataset``: ``jester`` (ROOT in Jester's layout), ``synth`` (the synthetic set in Jester's
     layout at ROOT, generated first if absent), ``isogd`` (ROOT with the list files and
-    videos), ``rawframes`` (``train_list`` / ``val_list`` of ``<dir> <frames> <label>`` lines),
+    videos), ``isogd_frames`` (IsoGD's frames as the released code reads them, named by its
+    lists ``ROOT/<split>_<modality>_list.txt`` or ``train_list`` / ``val_list``), ``rawframes``
+    (``train_list`` / ``val_list`` of ``<dir> <frames> <label>`` lines),
     or ``folder`` (``ROOT/train/<class>/<clip>`` and ``ROOT/val/<class>/<clip>``).
     """
 
     dataset: str = "jester"
     root: str = ""
-    modality: str = "rgb"  # isogd: rgb or depth
+    preprocessing: str = "default"  # or "released": as the authors' code (full-res PIL resize)
+    modality: str = "rgb"  # isogd: rgb or depth; isogd_frames: rgb, depth or flow
     train_split: str | None = None  # default: train
     val_split: str | None = None  # default: validation (jester, synth), valid (isogd), val
     train_list: str | None = None  # rawframes

@@ -49,6 +49,9 @@ class ClipDataset(Dataset):
     them: uniform sampling (with temporal jitter in training), one square crop per clip, a
     bilinear resize and the modality's mean subtracted.
 
+    ``preprocessing = "released"`` reads full-resolution frames, floors the crop offset and
+    resizes as PIL does, as the released code (:data:`~aclstm.data.transforms.PREPROCESSING`).
+
     ``random_crop`` (default True, as released) places the training crop at random along the
     long side; False keeps it centred, with temporal jitter still on.
 
@@ -88,6 +91,7 @@ class ClipDataset(Dataset):
         self._frame_counts: dict[Path, int] = {}  # frames per clip folder, read from disk
 
     random_crop: bool = True
+    preprocessing: str = "default"  # or "released": see transforms.PREPROCESSING
     _mirror: list[int] | None = None  # label of each class's mirror image; None: no flip
 
     @property
@@ -141,7 +145,8 @@ class ClipDataset(Dataset):
                 return os.path.join(folder, template.format(k + start))
 
         picks = sample_indices(n, self.clip_len, self.training, rng)
-        return read_jpegs([path_of(k) for k in picks], min_side=self.size)
+        min_side = 0 if self.preprocessing == "released" else self.size  # 0: full resolution
+        return read_jpegs([path_of(k) for k in picks], min_side=min_side)
 
     def load(self, index: int) -> tuple[torch.Tensor, int]:
         """Clip ``index`` as (C, T, size, size) floats, and its label (-1: unknown)."""
@@ -154,7 +159,8 @@ class ClipDataset(Dataset):
             if label >= 0:
                 label = self._mirror[label]
         random_crop = self.training and self.random_crop
-        return prepare_clip(clip, self.size, self.mean, random_crop, rng), label
+        clip = prepare_clip(clip, self.size, self.mean, random_crop, rng, self.preprocessing)
+        return clip, label
 
     def __getitem__(self, index: int):
         try:

@@ -9,33 +9,44 @@ from .clips import ClipDataset
 from .folder import ClipFolderDataset
 from .io import DataError
 from .jester import JesterDataset
-from .lists import IsoGDDataset, RawFrameListDataset
-from .transforms import MEANS
+from .lists import ISOGD_CLASSES, IsoGDDataset, RawFrameListDataset
+from .transforms import MEANS, PREPROCESSING
 
 __all__ = ["DATASETS", "build_dataset", "ensure_synthetic_set", "modality_mean"]
 
-DATASETS = ("jester", "synth", "isogd", "rawframes", "folder")
+DATASETS = ("jester", "synth", "isogd", "isogd_frames", "rawframes", "folder")
 
 # The split names each layout uses for "train", "val" and "test".
 _SPLITS = {
     "jester": {"train": "train", "val": "validation", "test": "test"},
     "synth": {"train": "train", "val": "validation", "test": "test"},
     "isogd": {"train": "train", "val": "valid", "test": "test"},
+    "isogd_frames": {"train": "train", "val": "valid", "test": "test"},
     "folder": {"train": "train", "val": "val", "test": "test"},
 }
 
 
 def modality_mean(data) -> tuple[float, ...]:
-    """The mean to subtract: the config's, else the released code's for the data set."""
+    """The mean to subtract: the config's, else the released code's for the data set. Its
+    length is the number of channels read, and so the network's input channels: with
+    ``preprocessing = "released"`` every modality is read as 3-channel frames, as the
+    released code reads its JPEGs."""
     if data.mean is not None:
         return tuple(data.mean)
-    if data.dataset == "isogd":
-        return MEANS[f"isogd_{data.modality}"]
-    if data.modality != "rgb":
+    if data.dataset in ("isogd", "isogd_frames"):
+        key = f"isogd_{data.modality}"
+        if key not in MEANS:
+            raise ValueError(f"IsoGD modality must be rgb, depth or flow, got {data.modality!r}")
+        mean = MEANS[key]
+    elif data.modality != "rgb":
         raise ValueError(
             f"data.modality {data.modality!r} needs data.mean for the {data.dataset!r} data set"
         )
-    return MEANS["jester_rgb"]
+    else:
+        mean = MEANS["jester_rgb"]
+    if data.preprocessing == "released" and len(mean) < 3:
+        mean = (mean[0],) * 3
+    return mean
 
 
 def ensure_synthetic_set(data, workers: int | None = None, log=print) -> bool:
@@ -81,6 +92,11 @@ def build_dataset(
         raise ValueError(f"split must be train, val or test, got {split!r}")
     if data.dataset not in DATASETS:
         raise ValueError(f"data.dataset must be one of {', '.join(DATASETS)}; got {data.dataset!r}")
+    if data.preprocessing not in PREPROCESSING:
+        raise ValueError(
+            f"data.preprocessing must be one of {', '.join(PREPROCESSING)}; "
+            f"got {data.preprocessing!r}"
+        )
     if not data.root and data.dataset != "rawframes":
         raise ValueError(f"data.root is empty: where does the {data.dataset!r} data set lie?")
     training = split == "train" if training is None else training
@@ -93,6 +109,7 @@ def build_dataset(
     }
     dataset = _build(data, split, common)
     dataset.random_crop = data.random_crop
+    dataset.preprocessing = data.preprocessing
     dataset.horizontal_flip = data.horizontal_flip
     return dataset
 
@@ -102,6 +119,8 @@ def _build(data, split: str, common: dict) -> ClipDataset:
         return _rawframes(data, split, common)
     explicit = {"train": data.train_split, "val": data.val_split}.get(split)
     name = explicit or _SPLITS[data.dataset][split]
+    if data.dataset == "isogd_frames":
+        return _isogd_frames(data, split, name, common)
     if data.dataset in ("jester", "synth"):
         return JesterDataset(data.root, name, **common)
     if data.dataset == "isogd":
@@ -109,8 +128,29 @@ def _build(data, split: str, common: dict) -> ClipDataset:
     return ClipFolderDataset(Path(data.root) / name, mean=modality_mean(data), **common)
 
 
-def _rawframes(data, split: str, common: dict) -> RawFrameListDataset:
+def _isogd_frames(data, split: str, name: str, common: dict) -> RawFrameListDataset:
+    """IsoGD as the released code reads it: frames ``%06d.jpg`` in one folder per video, named
+    by its lists (``<dir> <frames> <label 0..248>``), by default
+    ``ROOT/<split>_<modality>_list.txt`` as the authors' repository names them; the classes
+    are IsoGD's labels 1..249."""
+    if data.modality not in ("rgb", "depth", "flow"):
+        raise ValueError(f"IsoGD modality must be rgb, depth or flow, got {data.modality!r}")
     list_file = {"train": data.train_list, "val": data.val_list}.get(split)
+    if list_file is None:
+        list_file = Path(data.root) / f"{name}_{data.modality}_list.txt"
+    classes = [str(k) for k in range(1, ISOGD_CLASSES + 1)]
+    return _rawframes(data, split, common, list_file, classes, "{:06d}.jpg")
+
+
+def _rawframes(
+    data,
+    split: str,
+    common: dict,
+    list_file: str | Path | None = None,
+    classes: list[str] | str | None = None,
+    template: str | None = None,
+) -> RawFrameListDataset:
+    list_file = list_file or {"train": data.train_list, "val": data.val_list}.get(split)
     if list_file is None:
         raise ValueError(f"data.dataset = 'rawframes' needs data.{split}_list")
     prefix = None
@@ -122,10 +162,10 @@ def _rawframes(data, split: str, common: dict) -> RawFrameListDataset:
         raise DataError(list_file, "list file not found")
     return RawFrameListDataset(
         list_file,
-        classes=data.classes,
+        classes=classes or data.classes,
         mean=modality_mean(data),
         data_root=data.root or None,
         path_prefix=prefix,
-        template=data.template,
+        template=template or data.template,
         **common,
     )

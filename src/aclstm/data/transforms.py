@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections.abc import Sequence
@@ -10,7 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["MEANS", "crop_box", "mirror_labels", "prepare_clip"]
+__all__ = ["MEANS", "PREPROCESSING", "crop_box", "mirror_labels", "prepare_clip"]
+
+# How clips are made from frames. "default": JPEGs decoded scaled down in the DCT domain where
+# the clip is far smaller, the crop offset rounded, a plain bilinear resize. "released": as the
+# authors' code (scipy's imresize): full-resolution frames, the crop offset floored, PIL's
+# bilinear resize, which averages over the whole footprint when it shrinks (antialiased).
+PREPROCESSING = ("default", "released")
 
 # Per-channel means subtracted by the released code (no division by a std).
 MEANS: dict[str, tuple[float, ...]] = {
@@ -58,13 +65,19 @@ def mirror_labels(classes: Sequence[str]) -> list[int]:
 
 
 def crop_box(
-    height: int, width: int, training: bool, rng: random.Random | None = None
+    height: int,
+    width: int,
+    training: bool,
+    rng: random.Random | None = None,
+    floor: bool = False,
 ) -> tuple[int, int, int]:
     """``(top, left, side)`` of the largest square: centred in evaluation; in training at one
-    random fraction of the free room on both axes (so only the long axis moves)."""
+    random fraction of the free room on both axes (so only the long axis moves). The offset
+    is rounded, or floored (``int(room·u)``) as the released code does with ``floor``."""
     side = min(height, width)
     fraction = (rng or random).random() if training else 0.5
-    return round((height - side) * fraction), round((width - side) * fraction), side
+    offset = math.floor if floor else round
+    return offset((height - side) * fraction), offset((width - side) * fraction), side
 
 
 def prepare_clip(
@@ -73,18 +86,27 @@ def prepare_clip(
     mean: Sequence[float],
     training: bool,
     rng: random.Random | None = None,
+    preprocessing: str = "default",
 ) -> Tensor:
     """uint8 frames (T, H, W, C) -> float32 (C, T, size, size): one square crop for the whole
-    clip, bilinear resize (of the uint8 pixels), minus the per-channel mean."""
+    clip, bilinear resize (of the uint8 pixels), minus the per-channel mean.
+
+    ``preprocessing="released"`` floors the crop offset and resizes as PIL's bilinear does
+    (antialiased; torch's uint8 kernel for it agrees with Pillow to one grey level)."""
     if frames.dim() != 4:
         raise ValueError(f"expected frames (T, H, W, C), got shape {tuple(frames.shape)}")
     if frames.shape[-1] != len(mean):
         raise ValueError(f"frames have {frames.shape[-1]} channels, the mean has {len(mean)}")
+    if preprocessing not in PREPROCESSING:
+        raise ValueError(f"preprocessing must be one of {PREPROCESSING}, got {preprocessing!r}")
+    released = preprocessing == "released"
     t, height, width, channels = frames.shape
-    top, left, side = crop_box(height, width, training, rng)
+    top, left, side = crop_box(height, width, training, rng, floor=released)
     clip = frames[:, top : top + side, left : left + side].permute(0, 3, 1, 2)  # (T, C, s, s)
-    if side != size:  # on uint8 in channels-last, like the released code's cv2.resize
-        clip = F.interpolate(clip, size=(size, size), mode="bilinear", align_corners=False)
+    if side != size:  # on uint8 in channels-last
+        clip = F.interpolate(
+            clip, size=(size, size), mode="bilinear", align_corners=False, antialias=released
+        )
     out = torch.empty((channels, t, size, size), dtype=torch.float32)
     out.copy_(clip.contiguous().transpose(0, 1))  # planar uint8 first: the fast copy path
     return out.sub_(torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1, 1))

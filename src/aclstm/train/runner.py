@@ -27,15 +27,15 @@ META_FORMAT = 1
 
 
 def model_config(config: RunConfig, num_classes: int) -> GestureNetConfig:
-    """The network a run config describes: its preset, cell, width, modality and overrides."""
+    """The network a run config describes: its preset, cell, width and overrides, with as many
+    input channels as the data has (the length of its mean: depth 1, or 3 as released)."""
     m = config.model
-    modality = "depth" if config.data.modality == "depth" else None
+    channels = len(modality_mean(config.data))
     return preset_config(
         m.preset,
         cell=m.cell,
         width_multiplier=m.width_multiplier,
-        modality=modality,
-        **{"num_classes": num_classes, **m.overrides},
+        **{"num_classes": num_classes, "in_channels": channels, **m.overrides},
     )
 
 
@@ -76,6 +76,7 @@ def _meta(config: RunConfig, model: GestureNet, classes: list[str]) -> dict[str,
         "cell": config.model.cell,
         "modality": config.data.modality,
         "mean": list(modality_mean(config.data)),
+        "preprocessing": config.data.preprocessing,
         "clip_len": model.config.frames,
         "size": model.config.size,
         "config": config.as_dict(),
