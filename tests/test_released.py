@@ -7,7 +7,9 @@ pads the far side) and on an odd one (MobileNet's last block, 3 -> 2: both sides
 
 from __future__ import annotations
 
+import json
 import zipfile
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -225,3 +227,23 @@ def test_unknown_and_attention_layers_are_named(keras_net, tmp_path):
         _convert(_edited(keras_net, tmp_path / "a", add("Extra_Dense")))
     with pytest.raises(ConversionError, match="'axclstm2d_1' is an attention ConvLSTM"):
         _convert(_edited(keras_net, tmp_path / "b", add("axclstm2d_1")))
+
+
+def test_converted_checkpoint_evaluates_on_isogd(tmp_path, capsys):
+    """A new user's path: convert the authors' file, evaluate it on IsoGD as distributed
+    (here the synthetic set in IsoGD's layout: lists of M_/K_ videos, labels 1..249)."""
+    from aclstm.data.synth import SynthSpec, write_synthetic_set
+
+    isogd = tmp_path / "IsoGD"
+    spec = SynthSpec(clips_per_class=2, val_fraction=0.5, seed=3, classes=(0, 1, 2))
+    write_synthetic_set(isogd, replace(spec, format="isogd"), workers=1)
+    net = build_released(WIDTHS, HIDDEN, TOP, 249, FRAMES, SIZE)
+    h5, _ = write_split_zip(net, tmp_path)
+    out = tmp_path / "authors_rgb"
+    argv = ["convert-keras", str(h5), str(out), "--frames", "6", "--size", "48"]
+    assert main([*argv, "--data", str(isogd)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--json", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["clips"] == 3 and 0 <= report["top1"] <= report["top5"] <= 1
+    assert len(report["classes"]) == 249
