@@ -29,6 +29,7 @@ COMMANDS = [
     "train",
     "evaluate",
     "predict",
+    "convert-keras",
     "visualize",
     "demo",
     "reproduce",

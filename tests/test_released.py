@@ -247,3 +247,32 @@ def test_converted_checkpoint_evaluates_on_isogd(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["clips"] == 3 and 0 <= report["top1"] <= report["top5"] <= 1
     assert len(report["classes"]) == 249
+
+
+def test_a_run_in_released_mode_trains_predicts_and_visualizes(tmp_path, capsys):
+    """The switches together on the tiny network: TF padding, pointwise biases, hard_sigmoid
+    gates and the released clips; the checkpoint remembers the preprocessing."""
+    from aclstm.data.synth import SynthSpec, write_synthetic_set
+
+    from helpers import tiny_run_options
+
+    root = tmp_path / "synth"
+    write_synthetic_set(root, SynthSpec(clips_per_class=2, val_fraction=0.5, seed=3), workers=1)
+    extra = [
+        'data.preprocessing="released"',
+        'model.padding="tf"',
+        "model.mobilenet_bias=true",
+        'model.gate_activation="hard_sigmoid"',
+    ]
+    run = tmp_path / "run"
+    options = tiny_run_options(root, epochs=1, extra=extra)
+    assert main(["train", "synth_demo", "--work-dir", str(run), *options]) == 0
+    model, meta = load_model(run / "last")
+    assert meta["preprocessing"] == "released"
+    assert (model.config.padding, model.config.mobilenet_bias) == ("tf", True)
+    assert model.mobilenet[0][1].bias is not None
+    capsys.readouterr()
+    assert main(["predict", str(run / "last"), "val:0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["predictions"]
+    assert main(["visualize", str(run / "last"), "val:0", "--out", str(tmp_path / "f.png")]) == 0
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"

@@ -53,9 +53,10 @@ def test_step_t_shows_frame_2t(frames, expected):
     assert step_frames(Res3D(3, (2, 2, 2, 2)), frames) == expected
 
 
+@pytest.mark.parametrize("padding", ["symmetric", "tf"])
 @pytest.mark.parametrize("frames", [2, 3, 7, 8])
-def test_step_frames_counts_the_steps_the_network_returns(frames):
-    net = models.create("tiny", num_classes=3).eval()
+def test_step_frames_counts_the_steps_the_network_returns(frames, padding):
+    net = models.create("tiny", num_classes=3, padding=padding).eval()
     with torch.no_grad():
         _, maps = net(torch.randn(1, 3, frames, 16, 16), return_maps=True)
     assert len(step_frames(net.res3d, frames)) == maps["hidden"].shape[1]
@@ -86,17 +87,22 @@ def _receptive_field_centres(res3d, frames: int) -> dict[int, float]:
     return centres
 
 
-@pytest.mark.parametrize("stem_stride", [1, 2])
-def test_step_frames_are_the_centres_of_the_measured_receptive_fields(stem_stride):
-    """Measured with gradients, and for a Res3D with one more temporal stride (centres 4t)."""
-    res3d = Res3D(3, (2, 2, 2, 2))
+@pytest.mark.parametrize(
+    ("stem_stride", "padding"), [(1, "symmetric"), (2, "symmetric"), (1, "tf")]
+)
+def test_step_frames_are_the_centres_of_the_measured_receptive_fields(stem_stride, padding):
+    """Measured with gradients, and for a Res3D with one more temporal stride (centres 4t).
+    With TensorFlow's padding (the released network) block 3 pads only after the clip, so
+    step t is centred on frame 2t + 1."""
+    res3d = Res3D(3, (2, 2, 2, 2), padding=padding)
     res3d.stem[0].stride = (stem_stride, 2, 2)
     frames = 56 * stem_stride  # the fields reach 20 frames (40 with the stride) either side
     centres = _receptive_field_centres(res3d, frames)
     assert len(centres) >= 3
     mapping = step_frames(res3d, frames)
     assert {t: mapping[t] for t in centres} == centres
-    assert mapping[:3] == [0, 2 * stem_stride, 4 * stem_stride]
+    first = [0, 2 * stem_stride, 4 * stem_stride] if padding == "symmetric" else [1, 3, 5]
+    assert mapping[:3] == first
 
 
 def test_maps_follow_the_strongest_channel_of_each_step(monkeypatch):

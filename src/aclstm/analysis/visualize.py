@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aclstm.models.layers import tf_same_pads
 from aclstm.models.res3d import Res3D
 
 from .report import pyplot
@@ -85,18 +86,22 @@ def step_frames(res3d: Res3D, frames: int) -> list[int]:
     """The input frame at the centre of each output step's temporal receptive field.
 
     Worked out from the kernels, strides, paddings and dilations in time of Res3D's
-    convolutions: with the released layout (one stride-2 convolution in block 3) step t is
-    centred on frame 2t, e.g. steps 0..7 of a 16-frame clip show frames 0, 2, ..., 14.
+    convolutions (TensorFlow's "same" padding, where a layer has it, for the length it gets):
+    with the released layout (one stride-2 convolution in block 3) step t is centred on frame
+    2t, e.g. steps 0..7 of a 16-frame clip show frames 0, 2, ..., 14.
     """
-    geometry = [
-        (c.kernel_size[0], c.stride[0], c.padding[0], c.dilation[0]) for c in _temporal_convs(res3d)
-    ]
+    geometry = []  # (kernel, stride, padding before, dilation) of each layer, in time
     length = frames
-    for k, s, p, d in geometry:
-        length = (length + 2 * p - d * (k - 1) - 1) // s + 1
+    for conv in _temporal_convs(res3d):
+        k, s, d = conv.kernel_size[0], conv.stride[0], conv.dilation[0]
+        before = after = conv.padding[0]
+        if getattr(conv, "tf_same", False):
+            before, after = tf_same_pads([length], [k], [s])
+        geometry.append((k, s, before, d))
+        length = (length + before + after - d * (k - 1) - 1) // s + 1
     centres = [float(j) for j in range(length)]
-    for k, s, p, d in reversed(geometry):
-        centres = [j * s - p + d * (k - 1) / 2 for j in centres]
+    for k, s, before, d in reversed(geometry):
+        centres = [j * s - before + d * (k - 1) / 2 for j in centres]
     return [min(max(round(c), 0), frames - 1) for c in centres]
 
 
