@@ -8,6 +8,7 @@ pads the far side) and on an odd one (MobileNet's last block, 3 -> 2: both sides
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from dataclasses import replace
 
@@ -199,6 +200,13 @@ def test_missing_layer_is_named(keras_net, tmp_path):
     with pytest.raises(ConversionError, match="layer 'BatchNorm_3a_b' is missing"):
         _convert(_edited(keras_net, tmp_path, drop))
 
+    def drop_group_only(f):
+        del f["Classes"]
+
+    listed = _edited(keras_net, tmp_path / "listed", drop_group_only)
+    with pytest.raises(ConversionError, match="layer 'Classes' is listed but has no weights"):
+        _convert(listed)
+
 
 def test_wrong_shape_is_named(keras_net, tmp_path):
     def reshape(f):
@@ -206,7 +214,12 @@ def test_wrong_shape_is_named(keras_net, tmp_path):
         del f["SeparableConv2D_2c"][name]
         f["SeparableConv2D_2c"].create_dataset(name, data=np.zeros((5, 5, 24, 1), np.float32))
 
-    with pytest.raises(ConversionError, match=r"SeparableConv2D_2c/depthwise_kernel of shape"):
+    expected = (
+        "SeparableConv2D_2c/depthwise_kernel of shape (5, 5, 24, 1) is (24, 1, 5, 5) in "
+        "PyTorch's layout; the network that the file's other layers describe needs "
+        "(24, 1, 3, 3) for mobilenet.4.0.weight"
+    )  # as docs/reliability.md quotes it
+    with pytest.raises(ConversionError, match=re.escape(expected)):
         _convert(_edited(keras_net, tmp_path, reshape))
 
 
