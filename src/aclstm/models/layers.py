@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -79,6 +79,15 @@ class Conv3d(_TFSame, nn.Conv3d):
             with torch.autocast("cpu", enabled=False):
                 return super().forward(x.float())
         return super().forward(x)
+
+
+def reset_weights(module: nn.Module, kernel_init: Callable[[nn.Module], object]) -> None:
+    """``kernel_init`` on every convolution of ``module``, BatchNorm back to its start."""
+    for child in module.modules():
+        if isinstance(child, nn.modules.conv._ConvNd):
+            kernel_init(child)
+        elif isinstance(child, nn.modules.batchnorm._BatchNorm):
+            child.reset_parameters()
 
 
 def weight_decay_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from aclstm.nn.init import glorot_uniform_
 
-from .layers import Conv2d, batch_norm_2d, check_padding
+from .layers import Conv2d, batch_norm_2d, check_padding, reset_weights
 
 # (width, stride) of the released code: 28x28 -> 4x4 at the paper's size.
 PAPER_MOBILENET = ((256, 1), (256, 2), *((512, 1),) * 5, (1024, 2), (1024, 2))
@@ -70,11 +70,7 @@ class MobileNetTop(nn.Sequential):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                glorot_uniform_(module)
-            elif isinstance(module, nn.BatchNorm2d):
-                module.reset_parameters()
+        reset_weights(self, glorot_uniform_)
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(x)

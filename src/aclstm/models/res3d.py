@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from aclstm.nn.init import he_normal_
 
-from .layers import Conv3d, batch_norm_3d, check_padding
+from .layers import Conv3d, batch_norm_3d, check_padding, reset_weights
 
 
 class ResidualUnit3d(nn.Module):
@@ -93,11 +93,7 @@ class Res3D(nn.Module):
 
     def reset_parameters(self) -> None:
         """The released ``he_normal`` on every convolution; BatchNorm at its defaults."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv3d):
-                he_normal_(module)
-            elif isinstance(module, nn.BatchNorm3d):
-                module.reset_parameters()
+        reset_weights(self, he_normal_)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.block4(self.block3(self.block2(self.stem(x))))
