@@ -11,6 +11,7 @@ import json
 import re
 import zipfile
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,6 +261,12 @@ def test_converted_checkpoint_evaluates_on_isogd(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["clips"] == 3 and 0 <= report["top1"] <= report["top5"] <= 1
     assert len(report["classes"]) == 249
+    # The confusion figure of 249 classes stays a readable size (it was 9,000 pixels a side,
+    # 10 s to draw), labelling every 5th class.
+    from PIL import Image
+
+    with Image.open(Path(report["out"]) / "confusion.png") as figure:
+        assert max(figure.size) <= 2500
 
 
 def test_a_run_in_released_mode_trains_predicts_and_visualizes(tmp_path, capsys):
