@@ -23,6 +23,7 @@ import torch
 
 from aclstm.config import DataConfig, ModelConfig, RunConfig
 from aclstm.data.factory import modality_mean
+from aclstm.data.lists import isogd_classes
 from aclstm.models import GestureNet, preset_config
 from aclstm.models.mobilenet import PAPER_MOBILENET
 
@@ -43,7 +44,6 @@ _UNITS = ("a", "b")
 _MOBILENET_LAYERS = ("1a", "1b", "2a", "2b", "2c", "2d", "2e", "3a", "3b")
 _LSTM_LAYERS = ("gatedclstm2d_1", "gatedclstm2d_2")
 _ATTENTION_LAYERS = ("axclstm2d_1", "aiclstm2d_1", "aoclstm2d_1")
-ISOGD_CLASSES = 249
 
 
 class ConversionError(ValueError):
@@ -308,11 +308,9 @@ def converted_meta(
     from aclstm.train.runner import META_FORMAT
 
     config = model.config
-    classes = (
-        [str(k) for k in range(1, ISOGD_CLASSES + 1)]
-        if config.num_classes == ISOGD_CLASSES
-        else [str(k) for k in range(config.num_classes)]
-    )
+    classes = isogd_classes()
+    if config.num_classes != len(classes):
+        classes = [str(k) for k in range(config.num_classes)]
     data = DataConfig(
         dataset="isogd_frames" if modality == "flow" else "isogd",
         root=data_root,

@@ -9,7 +9,7 @@ from .clips import ClipDataset
 from .folder import ClipFolderDataset
 from .io import DataError
 from .jester import JesterDataset
-from .lists import ISOGD_CLASSES, IsoGDDataset, RawFrameListDataset
+from .lists import IsoGDDataset, RawFrameListDataset, isogd_classes
 from .transforms import MEANS, PREPROCESSING
 
 __all__ = ["DATASETS", "build_dataset", "ensure_synthetic_set", "modality_mean"]
@@ -138,8 +138,7 @@ def _isogd_frames(data, split: str, name: str, common: dict) -> RawFrameListData
     list_file = {"train": data.train_list, "val": data.val_list}.get(split)
     if list_file is None:
         list_file = Path(data.root) / f"{name}_{data.modality}_list.txt"
-    classes = [str(k) for k in range(1, ISOGD_CLASSES + 1)]
-    return _rawframes(data, split, common, list_file, classes, "{:06d}.jpg")
+    return _rawframes(data, split, common, list_file, isogd_classes(), "{:06d}.jpg")
 
 
 def _rawframes(

@@ -12,11 +12,17 @@ __all__ = [
     "ISOGD_CLASSES",
     "IsoGDDataset",
     "RawFrameListDataset",
+    "isogd_classes",
     "read_isogd_list",
     "read_rawframe_list",
 ]
 
 ISOGD_CLASSES = 249
+
+
+def isogd_classes() -> list[str]:
+    """IsoGD's class names: its official labels ``"1"`` to ``"249"``, in label order."""
+    return [str(k) for k in range(1, ISOGD_CLASSES + 1)]
 
 
 def _integer(path: Path, number: int, text: str, what: str) -> int:
@@ -142,7 +148,7 @@ class IsoGDDataset(ClipDataset):
             raise ValueError(f"split must be train, valid or test, got {split!r}")
         root = Path(root)
         records = read_isogd_list(root / f"{split}_list.txt", root, modality)
-        classes = [str(k) for k in range(1, ISOGD_CLASSES + 1)]
+        classes = isogd_classes()
         mean = MEANS[f"isogd_{modality}"]
         training = split == "train" if training is None else training
         super().__init__(records, classes, clip_len, size, mean, training, on_error, seed)
