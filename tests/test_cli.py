@@ -78,6 +78,30 @@ def test_train_writes_a_complete_run_folder(trained, capsys):
     assert json.loads((trained / "config.json").read_text())["train"]["epochs"] == 2
 
 
+def test_init_from_starts_from_the_checkpoint_with_a_new_head(trained, tmp_path, capsys):
+    """Guards train.init_from (the README's Jester -> IsoGD fine-tuning): on four classes with
+    the learning rate at 0, every weight but the head ends as the donor's, and the head is new
+    and 4 wide. A run that ignored init_from (fresh weights) or kept the donor's head fails."""
+    run = tmp_path / "finetune"
+    extra = [
+        "data.synth.classes=[0, 1, 2, 3]",
+        f"train.init_from={json.dumps(str(trained / 'last'))}",
+        "train.lr=0.0",
+        "train.end_lr=0.0",
+    ]
+    options = tiny_run_options(tmp_path / "four", epochs=1, extra=extra)
+    assert main(["train", "synth_demo", "--work-dir", str(run), *options]) == 0
+    assert "with a new 4-way head (it had 27)" in capsys.readouterr().out
+    donor = load_file(str(trained / "last" / "model.safetensors"))
+    tuned = load_file(str(run / "last" / "model.safetensors"))
+    assert tuned["classifier.weight"].shape[0] == 4 and donor["classifier.weight"].shape[0] == 27
+    weights = [k for k in donor if not k.startswith("classifier.") and "running" not in k]
+    weights = [k for k in weights if not k.endswith("num_batches_tracked")]
+    assert len(weights) > 50
+    for name in weights:
+        assert torch.equal(tuned[name], donor[name]), name
+
+
 def test_evaluate_reports_per_class_accuracy_and_draws_the_confusion_matrix(trained, capsys):
     out = trained / "eval"
     assert main(["evaluate", str(trained / "last"), "--out", str(out), "--no-progress"]) == 0

@@ -109,11 +109,34 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path):
     assert (tmp_path / "last" / "model.safetensors").read_bytes() == before
 
 
+class RankedLogits(torch.nn.Module):
+    """Logits that rank clip i's true class at place ``ranks[i]`` (0: first), whatever the
+    input: top-1 and top-5 are then known exactly."""
+
+    def __init__(self, labels, ranks, classes=10):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))  # evaluate asks for a device
+        logits = torch.zeros(len(labels), classes)
+        for i, (label, rank) in enumerate(zip(labels, ranks, strict=True)):
+            others = [c for c in range(classes) if c != label]
+            order = [*others[:rank], label, *others[rank:]]
+            logits[i, order] = torch.arange(classes, 0, -1, dtype=torch.float)
+        self.logits, self.calls = logits, 0
+
+    def forward(self, x):
+        out = self.logits[self.calls : self.calls + len(x)]
+        self.calls += len(x)
+        return out
+
+
 def test_evaluate_counts_top1_and_top5():
-    data = RandomClips(n=6, classes=6)
-    model = create("tiny", num_classes=6)
-    result = evaluate(model, data, batch_size=4)
-    assert result["clips"] == 6 and 0 <= result["top1"] <= result["top5"] <= 1
+    """Guards against top-5 computed as top-1 (or top-k of another k): true classes ranked
+    0, 2, 4, 5, 9 give top-1 1/5 and top-5 3/5 exactly."""
+    data = RandomClips(n=5, classes=10)
+    model = RankedLogits(data.y.tolist(), ranks=[0, 2, 4, 5, 9])
+    result = evaluate(model, data, batch_size=2)
+    assert result["clips"] == 5
+    assert result["top1"] == pytest.approx(1 / 5) and result["top5"] == pytest.approx(3 / 5)
 
 
 def test_skipped_clips_are_counted_and_reported_at_the_end_of_the_epoch(tmp_path):
