@@ -85,11 +85,13 @@ def test_init_from_starts_from_the_checkpoint_with_a_new_head(trained, tmp_path,
     run = tmp_path / "finetune"
     extra = [
         "data.synth.classes=[0, 1, 2, 3]",
+        "data.synth.clips_per_class=2",
+        "data.synth.val_fraction=0.5",
         f"train.init_from={json.dumps(str(trained / 'last'))}",
         "train.lr=0.0",
         "train.end_lr=0.0",
     ]
-    options = tiny_run_options(tmp_path / "four", epochs=1, extra=extra)
+    options = tiny_run_options(tmp_path / "four", epochs=1, batch_size=2, extra=extra)
     assert main(["train", "synth_demo", "--work-dir", str(run), *options]) == 0
     assert "with a new 4-way head (it had 27)" in capsys.readouterr().out
     donor = load_file(str(trained / "last" / "model.safetensors"))
