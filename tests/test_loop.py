@@ -55,6 +55,29 @@ def test_fit_learns_and_writes_its_files(tmp_path):
     assert "epoch 12/12" in logs[-1]
 
 
+def test_best_holds_the_epoch_with_the_best_validation_top1(tmp_path, monkeypatch):
+    """Guards best/: validation top-1 scripted as 0.2, 0.6, 0.4 over three epochs; best/ must
+    hold epoch 2's weights and metrics (not the last epoch's, nor the first)."""
+    from safetensors.torch import load_file
+
+    import aclstm.train.loop as loop
+
+    scripted, snapshots = iter([0.2, 0.6, 0.4]), []
+
+    def scripted_evaluate(model, *args, **kwargs):
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return {**evaluate(model, *args, **kwargs), "top1": next(scripted)}
+
+    monkeypatch.setattr(loop, "evaluate", scripted_evaluate)
+    torch.manual_seed(0)
+    data = RandomClips()
+    fit(create("tiny", num_classes=8), data, data, tmp_path, TrainSettings(epochs=3, batch_size=4))
+    assert load_meta(tmp_path / "best")["metrics"]["epoch"] == 2
+    best = load_file(str(tmp_path / "best" / "model.safetensors"))
+    assert all(torch.equal(best[k], snapshots[1][k]) for k in best)
+    assert not torch.equal(best["classifier.weight"], snapshots[2]["classifier.weight"])
+
+
 @pytest.fixture(scope="module")
 def tiny_jester(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
