@@ -150,13 +150,15 @@ def reference_step(cell, x: Tensor, h: Tensor, c: Tensor):
     raise TypeError(type(cell))
 
 
-def reference_convlstm(module: ConvLSTM, x: Tensor, state=None):
-    """The sequence module, layer by layer and step by step, with no shared code path."""
+def reference_convlstm(module: ConvLSTM, x: Tensor, state=None, return_attention=False):
+    """The sequence module, layer by layer and step by step, with no shared code path. With
+    ``return_attention`` also each layer's and direction's attention maps, stacked in input
+    time order (B, T, ·, H, W), or None for cells without attention."""
     if not module.batch_first:
         x = x.transpose(0, 1)
     b, t, _, height, width = x.shape
     directions = module.num_directions
-    h_n, c_n = [], []
+    h_n, c_n, attention = [], [], []
     layer_input = [x[:, k] for k in range(t)]
     for layer in range(module.num_layers):
         per_direction = []
@@ -168,16 +170,19 @@ def reference_convlstm(module: ConvLSTM, x: Tensor, state=None):
                 c = x.new_zeros(b, module.hidden_size, height, width)
             else:
                 h, c = state[0][index], state[1][index]
-            outs = [None] * t
+            outs, maps = [None] * t, [None] * t
             order = range(t) if d == 0 else reversed(range(t))
             for k in order:
-                h, c, _ = reference_step(cell, layer_input[k], h, c)
+                h, c, maps[k] = reference_step(cell, layer_input[k], h, c)
                 outs[k] = h
             per_direction.append(outs)
+            attention.append(None if maps[0] is None else torch.stack(maps, dim=1))
             h_n.append(h)
             c_n.append(c)
         layer_input = [torch.cat([p[k] for p in per_direction], dim=1) for k in range(t)]
     output = torch.stack(layer_input, dim=1)
     if not module.batch_first:
         output = output.transpose(0, 1)
-    return output, (torch.stack(h_n), torch.stack(c_n))
+        attention = [None if a is None else a.transpose(0, 1) for a in attention]
+    result = output, (torch.stack(h_n), torch.stack(c_n))
+    return (*result, attention) if return_attention else result

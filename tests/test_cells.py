@@ -49,14 +49,52 @@ def test_fast_path_equals_reference(
             torch.randn(shape, generator=gen, dtype=dtype),
             torch.randn(shape, generator=gen, dtype=dtype),
         )
-    out, (h_n, c_n) = module(x, state)
-    ref_out, (ref_h, ref_c) = reference_convlstm(module, x, state)
+    out, (h_n, c_n), maps = module(x, state, return_attention=True)
+    ref_out, (ref_h, ref_c), ref_maps = reference_convlstm(module, x, state, True)
     tol = TOLERANCE[dtype]
     assert out.shape == (b, t, cout * module.num_directions, height, width)
     assert out.dtype == dtype
     torch.testing.assert_close(out, ref_out, rtol=tol, atol=tol)
     torch.testing.assert_close(h_n, ref_h, rtol=tol, atol=tol)
     torch.testing.assert_close(c_n, ref_c, rtol=tol, atol=tol)
+    # The attention maps too, per layer and direction, in input time order (a backward
+    # direction's maps reversed in time, or maps of the wrong step, fail here).
+    assert len(maps) == len(ref_maps) == layers * module.num_directions
+    for got, expected in zip(maps, ref_maps, strict=True):
+        assert (got is None) == (expected is None)
+        if got is not None:
+            torch.testing.assert_close(got, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("cell", ALL_CELLS)
+def test_without_bias_equals_reference(cell):
+    """``bias=False`` builds cells with no bias at all, which still compute the equations."""
+    module = randomize_(ConvLSTM(3, 4, 3, num_layers=2, cell=cell, bias=False).double())
+    assert not [n for n, _ in module.named_parameters() if n.endswith("bias")]
+    x = torch.randn(2, 3, 3, 5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    out, (h_n, c_n) = module(x)
+    ref_out, (ref_h, ref_c) = reference_convlstm(module, x)
+    torch.testing.assert_close(out, ref_out, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(h_n, ref_h, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(c_n, ref_c, rtol=1e-10, atol=1e-10)
+
+
+def test_dropout_acts_between_layers_in_training_only():
+    """As nn.LSTM: off in eval mode; in training each layer's output but the last is dropped
+    (dropout=1 gives the second layer zero input: its output is that of a zero input)."""
+    torch.manual_seed(0)
+    plain = randomize_(ConvLSTM(3, 4, 3, num_layers=2, cell="gated").double())
+    dropped = ConvLSTM(3, 4, 3, num_layers=2, cell="gated", dropout=1.0).double()
+    dropped.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 3, 5, 4, dtype=torch.float64)
+    torch.testing.assert_close(dropped.eval()(x)[0], plain.eval()(x)[0])
+    second = ConvLSTM(4, 4, 3, cell="gated").double()
+    second.cells[0].load_state_dict(plain.cells[1].state_dict())
+    expected = second(torch.zeros(2, 3, 4, 5, 4, dtype=torch.float64))[0]
+    torch.testing.assert_close(dropped.train()(x)[0], expected)
+    one_layer = ConvLSTM(3, 4, 3, cell="gated", dropout=1.0).double().train()
+    one_layer.cells[0].load_state_dict(plain.cells[0].state_dict())
+    assert one_layer(x)[0].abs().sum() > 0  # the last layer's output is never dropped
 
 
 @pytest.mark.parametrize("cell", ALL_CELLS)
