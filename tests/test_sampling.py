@@ -63,3 +63,23 @@ def test_bad_arguments():
         sample_indices(0, 8, training=False)
     with pytest.raises(ValueError, match="clip_len must be at least 1"):
         sample_indices(8, 0, training=False)
+
+
+@pytest.mark.parametrize(("n", "t"), [(400, 8), (37, 16), (160, 32)])
+def test_training_jitter_is_centred_on_the_uniform_grid(n, t):
+    """Guards the jitter's centring: each index moves at most s/4 either side of floor(div·k)
+    and 0 on average (a jitter drawn from u instead of u - 0.5 moves it s/4 later on average,
+    a jitter of s instead of s/2 twice as far)."""
+    div = n / t
+    s = int(div)
+    rng = random.Random(0)
+    middle = range(1, t - 1)  # the first and last are clamped
+    offsets = {k: [] for k in middle}
+    for _ in range(2000):
+        idx = sample_indices(n, t, training=True, rng=rng)
+        for k in middle:
+            offsets[k].append(idx[k] - div * k)
+    for k in middle:
+        assert min(offsets[k]) >= -s / 4 - 1 and max(offsets[k]) < s / 4
+        mean = sum(offsets[k]) / len(offsets[k])
+        assert abs(mean + 0.5) < max(0.1 * s, 0.3)  # floor() shifts the mean by about -0.5
