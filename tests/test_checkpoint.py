@@ -250,9 +250,14 @@ def test_every_file_of_a_checkpoint_is_fsynced(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", fsync)
     versioned(tmp_path / "last", 1)
-    names = {os.path.basename(p) for p in synced}
-    assert {"model.safetensors", "meta.json", "state.pt"} <= names
+    names = [os.path.basename(p) for p in synced]
+    assert {"model.safetensors", "meta.json", "state.pt"} <= set(names)
     assert str(tmp_path) in synced  # the renames, through the parent folder
+    # The temporary folder itself, after its files and before the first rename (guards the
+    # folder's fsync: without it the new files' names may not survive a power loss).
+    files = [i for i, n in enumerate(names) if n in ("model.safetensors", "meta.json", "state.pt")]
+    folder = [i for i, n in enumerate(names) if n.startswith(".last.partial-")]
+    assert folder and max(files) < folder[0] < synced.index(str(tmp_path))
 
 
 def test_a_checkpoint_folder_gets_the_permissions_of_any_new_folder(tmp_path):
