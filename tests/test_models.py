@@ -163,19 +163,29 @@ def test_presets_and_width_multiplier():
 
 
 def test_channels_last_3d_and_autocast():
+    """Tolerances sized to the logits: BatchNorm's statistics are set from the clips first, so
+    the logits are of order 0.3 and differ between the two clips (a fresh network's are ~1e-3
+    and nearly constant, which any tolerance of 1e-4 would pass). channels_last is the same
+    computation (1e-5 of the logits' size); bf16 rounds (measured 1.4 %, allowed 5 %)."""
     torch.manual_seed(0)
-    model = create("tiny").eval()
-    x = torch.randn(2, 3, 8, 64, 64)
+    model = create("tiny")
+    x = torch.randn(2, 3, 8, 64, 64) * 50  # mean-subtracted pixels
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = None  # running statistics = this batch's
     with torch.no_grad():
-        expected = model(x)
+        model.train()(x)
+        expected = model.eval()(x)
+        scale = expected.abs().max()
+        assert (expected[0] - expected[1]).abs().max() > 0.1 * scale
         fast = model.to_channels_last()
         assert fast.res3d.stem[0].weight.is_contiguous(memory_format=torch.channels_last_3d)
         got = fast(x.contiguous(memory_format=torch.channels_last_3d))
-        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+        assert (got - expected).abs().max() <= 1e-5 * scale
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = model(x)
-    assert torch.isfinite(low).all()
-    torch.testing.assert_close(low.float(), expected, rtol=0.1, atol=0.1)
+    assert low.dtype == torch.bfloat16 and torch.isfinite(low).all()
+    assert (low.float() - expected).abs().max() <= 0.05 * scale
 
 
 @pytest.mark.slow
