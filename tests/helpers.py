@@ -68,3 +68,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def textured(height: int, width: int, seed: int = 0):
+    """A frame with fine texture (noise) over coarse shapes (gradients): a resize without
+    antialiasing, or a shifted crop, shows on it by tens of grey levels."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    coarse = 127 + 60 * np.sin(x / 9.0)[..., None] * np.cos(y / 13.0)[..., None]
+    noise = rng.normal(0, 40, (height, width, 3))
+    return np.clip(coarse + noise, 0, 255).astype(np.uint8)
+
+
+def released_reference(frame, size: int = 112):
+    """The released code's evaluation clip of one frame: centre square at int(room/2), PIL's
+    bilinear resize (what scipy.misc.imresize calls) to size x size."""
+    import numpy as np
+    from PIL import Image
+
+    h, w, _ = frame.shape
+    side = min(h, w)
+    top, left = int((h - side) / 2), int((w - side) / 2)
+    crop = Image.fromarray(frame[top : top + side, left : left + side])
+    return np.asarray(crop.resize((size, size), Image.BILINEAR)).astype(np.int64)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import simplejpeg
 import torch
-from PIL import Image
 
 from aclstm.config import DataConfig, ModelConfig, RunConfig
 from aclstm.data.clips import ClipDataset, ClipRecord
@@ -18,25 +17,7 @@ from aclstm.data.factory import build_dataset
 from aclstm.data.transforms import crop_box, prepare_clip
 from aclstm.train.runner import model_config
 
-
-def textured(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A frame with fine texture (noise) over coarse shapes (gradients): a resize without
-    antialiasing, or a shifted crop, shows on it by tens of grey levels."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    coarse = 127 + 60 * np.sin(x / 9.0)[..., None] * np.cos(y / 13.0)[..., None]
-    noise = rng.normal(0, 40, (height, width, 3))
-    return np.clip(coarse + noise, 0, 255).astype(np.uint8)
-
-
-def released_reference(frame: np.ndarray, size: int = 112) -> np.ndarray:
-    """The released code's evaluation clip of one frame: centre square at int(room/2), PIL's
-    bilinear resize (what scipy.misc.imresize calls) to size x size."""
-    h, w, _ = frame.shape
-    side = min(h, w)
-    top, left = int((h - side) / 2), int((w - side) / 2)
-    crop = Image.fromarray(frame[top : top + side, left : left + side])
-    return np.asarray(crop.resize((size, size), Image.BILINEAR)).astype(np.int64)
+from helpers import released_reference, textured
 
 
 @pytest.mark.parametrize("shape", [(240, 320), (480, 640), (101, 176), (60, 80)])

@@ -64,3 +64,22 @@ def test_mirror_labels_swap_left_right_and_the_sense_of_rotation():
 def test_mirror_labels_refuse_a_class_without_its_mirror():
     with pytest.raises(ValueError, match="'Swiping Left' mirrors to 'Swiping Right'"):
         mirror_labels(["Swiping Left", "Thumb Up"])
+
+
+@pytest.mark.parametrize("shape", [(100, 176), (240, 320), (60, 60)])
+def test_uint8_resize_equals_the_float_bilinear_resize_on_textured_frames(shape):
+    """Guards the uint8 bilinear resize of the default preprocessing: on a textured clip it
+    equals torch's float bilinear resize of the same centre square to within rounding (one
+    grey level); a shifted crop or another interpolation is tens of levels off."""
+    import torch.nn.functional as F
+
+    from helpers import textured
+
+    frames = torch.from_numpy(textured(*shape))[None].repeat(2, 1, 1, 1)
+    clip = prepare_clip(frames, 112, (0.0, 0.0, 0.0), training=False)
+    top, left, side = crop_box(*shape, training=False)
+    square = frames[:1, top : top + side, left : left + side].permute(0, 3, 1, 2).float()
+    expected = F.interpolate(square, size=(112, 112), mode="bilinear", align_corners=False)
+    diff = (clip[:, 0] - expected[0]).abs()
+    assert diff.max() < 1.5 and diff.mean() < 0.5  # the uint8 kernel rounds in fixed point
+    assert torch.equal(clip[:, 0], clip[:, 1])
