@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-quick lint bench clean
+.PHONY: demo test test-quick mutation-check lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=10
+
+# Plants realistic bugs one at a time in a copy of the project; every one must be caught.
+mutation-check: $(STAMP)
+	$(BIN)/python tests/mutation_check.py
 
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"

@@ -211,12 +211,14 @@ def test_tiny_net_overfits_eight_clips():
 
 @pytest.mark.slow
 def test_compiled_tiny_net_equals_eager():
+    """The whole network through Dynamo and AOTAutograd ("aot_eager": the graphs inductor would
+    get, without its code generation; test_compile.py keeps an inductor case)."""
     torch.manual_seed(0)
     model = create("tiny", cell="gated").eval()
     x = torch.randn(2, 3, 8, 64, 64)
     with torch.no_grad():
         expected = model(x)
-        got = torch.compile(model)(x)
+        got = torch.compile(model, backend="aot_eager")(x)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 

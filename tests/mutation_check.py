@@ -1,0 +1,227 @@
+"""How much the suite proves: plant realistic bugs one at a time and see which the tests catch.
+
+Each mutation replaces one piece of source text (which must occur exactly once) in a copy of
+the project in a temporary folder, then runs the tests meant to catch it there, against the
+mutated package. A mutation the tests pass is a claim no test defends. Not part of
+``make test``; run it with ``make mutation-check`` (a few minutes), or name mutations:
+
+    python tests/mutation_check.py top5 jitter
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    bug: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]  # pytest arguments: files, or file::test, or "-k" expressions
+
+
+MUTATIONS = [
+    Mutation(
+        "top5",
+        "evaluate's top-5 counted as top-1",
+        "src/aclstm/train/loop.py",
+        "sums[1] += (top == labels[:, None])",
+        "sums[1] += (top[:, :1] == labels[:, None])",
+        ("tests/test_loop.py", "-k", "top1_and_top5"),
+    ),
+    Mutation(
+        "init-from",
+        "train.init_from ignored (fresh weights)",
+        "src/aclstm/train/runner.py",
+        "if config.train.init_from and not resume:",
+        "if config.train.init_from and not resume and False:",
+        ("tests/test_cli.py", "-k", "init_from"),
+    ),
+    Mutation(
+        "best",
+        "best/ rewritten every epoch",
+        "src/aclstm/train/loop.py",
+        'if val["top1"] >= best_top1:',
+        "if True:",
+        ("tests/test_loop.py", "-k", "best_holds"),
+    ),
+    Mutation(
+        "bn-average",
+        "BatchNorm statistics summed over processes, not averaged",
+        "src/aclstm/train/distributed.py",
+        "buffer.copy_(all_reduce_sum(buffer) / world)",
+        "buffer.copy_(all_reduce_sum(buffer))",
+        ("tests/test_distributed.py",),
+    ),
+    Mutation(
+        "dropout-eval",
+        "ConvLSTM dropout applied in eval mode too",
+        "src/aclstm/nn/convlstm.py",
+        "if self.dropout > 0 and self.training and layer",
+        "if self.dropout > 0 and layer",
+        ("tests/test_cells.py", "-k", "dropout"),
+    ),
+    Mutation(
+        "attention-order",
+        "a backward direction's attention maps left in reverse time order",
+        "src/aclstm/nn/convlstm.py",
+        "        attentions.reverse()\n",
+        "",
+        ("tests/test_cells.py", "-k", "fast_path_equals_reference and bidir"),
+    ),
+    Mutation(
+        "coarse-decode",
+        "JPEGs decoded at a quarter of the needed size",
+        "src/aclstm/data/clips.py",
+        "else self.size  # 0: full resolution",
+        "else self.size // 4",
+        ("tests/test_jester.py", "-k", "reduced_size"),
+    ),
+    Mutation(
+        "crop-axes",
+        "the crop's top and left offsets swapped",
+        "src/aclstm/data/transforms.py",
+        "top, left, side = crop_box(height, width, training, rng, floor=released)",
+        "left, top, side = crop_box(height, width, training, rng, floor=released)",
+        ("tests/test_jester.py", "-k", "reduced_size"),
+    ),
+    Mutation(
+        "folder-fsync",
+        "the checkpoint's temporary folder not fsynced",
+        "src/aclstm/train/checkpoint.py",
+        "        _fsync_dir(partial)\n",
+        "",
+        ("tests/test_checkpoint.py", "-k", "fsynced"),
+    ),
+    Mutation(
+        "jitter",
+        "temporal jitter drawn from u instead of u - 0.5",
+        "src/aclstm/data/sampling.py",
+        "(rng.random() - 0.5)",
+        "(rng.random())",
+        ("tests/test_sampling.py", "-k", "centred"),
+    ),
+    Mutation(
+        "he-correction",
+        "he_normal with later TF's 0.8796 correction",
+        "src/aclstm/nn/init.py",
+        "std = math.sqrt(2.0 / fan_in)",
+        "std = math.sqrt(2.0 / fan_in) / 0.87962566103423978",
+        ("tests/test_init.py",),
+    ),
+    Mutation(
+        "depthwise-fan",
+        "a depthwise kernel's fan-in taken as K*K (not K*K*C)",
+        "src/aclstm/nn/init.py",
+        "        return receptive_field * module.in_channels, receptive_field * multiplier",
+        "        return receptive_field, receptive_field * multiplier",
+        ("tests/test_init.py",),
+    ),
+    Mutation(
+        "tf-pad-side",
+        "TensorFlow's extra padding put before instead of after",
+        "src/aclstm/models/layers.py",
+        "pads += [total // 2, total - total // 2]",
+        "pads += [total - total // 2, total // 2]",
+        ("tests/test_released.py",),
+    ),
+    Mutation(
+        "released-sigmoid",
+        "the released preset with sigmoid gates",
+        "src/aclstm/models/presets.py",
+        'mobilenet_bias=True, gate_activation="hard_sigmoid"',
+        'mobilenet_bias=True, gate_activation="sigmoid"',
+        ("tests/test_released.py", "-k", "convlstm_matches or logits_match"),
+    ),
+    Mutation(
+        "released-aliasing",
+        "the released resize without antialiasing",
+        "src/aclstm/data/transforms.py",
+        "antialias=released",
+        "antialias=False",
+        ("tests/test_released_data.py",),
+    ),
+    Mutation(
+        "released-crop",
+        "the released crop offset rounded, not floored",
+        "src/aclstm/data/transforms.py",
+        "offset = math.floor if floor else round",
+        "offset = round",
+        ("tests/test_released_data.py",),
+    ),
+]
+
+
+def copy_project(target: Path) -> None:
+    """The project's sources and tests (not the virtualenv, runs or git history)."""
+    ignore = shutil.ignore_patterns(".venv", ".git", "runs", "data", "*.egg-info", "__pycache__")
+    for name in ("src", "tests", "pyproject.toml"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=ignore)
+        else:
+            shutil.copy2(source, target / name)
+
+
+def plant(root: Path, mutation: Mutation) -> None:
+    path = root / mutation.path
+    text = path.read_text()
+    count = text.count(mutation.old)
+    if count != 1:
+        raise SystemExit(
+            f"{mutation.name}: {mutation.path} holds the text to replace {count} times, not once"
+        )
+    path.write_text(text.replace(mutation.old, mutation.new))
+
+
+def caught(mutation: Mutation) -> tuple[bool, float]:
+    """Whether the mutation's tests fail on it, and how long they took."""
+    with tempfile.TemporaryDirectory(prefix=f"mutant-{mutation.name}-") as folder:
+        root = Path(folder)
+        copy_project(root)
+        plant(root, mutation)
+        env = {**os.environ, "PYTHONPATH": str(root / "src")}
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+             *mutation.tests],
+            cwd=root, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        return result.returncode == 1, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTATIONS if not args.names or m.name in args.names]
+    unknown = set(args.names) - {m.name for m in MUTATIONS}
+    if unknown:
+        parser.error(f"unknown mutation(s): {', '.join(sorted(unknown))}")
+    survivors = []
+    for mutation in chosen:
+        ok, seconds = caught(mutation)
+        print(
+            f"{'caught ' if ok else 'MISSED '} {mutation.name:18s} {seconds:5.1f} s  {mutation.bug}"
+        )
+        if not ok:
+            survivors.append(mutation.name)
+    print(f"{len(chosen) - len(survivors)} of {len(chosen)} planted bugs caught")
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
