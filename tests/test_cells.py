@@ -143,7 +143,9 @@ def test_single_cell_call_is_one_step(cell):
 @pytest.mark.parametrize("cell", ALL_CELLS)
 def gradcheck_module(module: ConvLSTM, x: torch.Tensor, *state: torch.Tensor) -> bool:
     """gradcheck of ``module`` w.r.t. ``x``, the given initial ``(h_0, c_0)`` (if any) and
-    every parameter, in fp64."""
+    every parameter, in fp64. Fast mode, as PyTorch's own operator tests: it compares the
+    Jacobian along random directions instead of element by element (12x faster here) and still
+    fails on a gradient off by 0.1 % in lstm_update's backward (tried)."""
     names = [name for name, _ in module.named_parameters()]
     params = tuple(p.detach().clone().requires_grad_() for p in module.parameters())
 
@@ -153,7 +155,7 @@ def gradcheck_module(module: ConvLSTM, x: torch.Tensor, *state: torch.Tensor) ->
         out, (h_n, c_n) = functional_call(module, dict(zip(names, weights, strict=True)), args)
         return out, h_n, c_n
 
-    return torch.autograd.gradcheck(fn, (x, *state, *params), eps=1e-6, atol=1e-6)
+    return torch.autograd.gradcheck(fn, (x, *state, *params), eps=1e-6, atol=1e-6, fast_mode=True)
 
 
 @pytest.mark.parametrize("cell", ALL_CELLS)
