@@ -166,8 +166,8 @@ MUTATIONS = [
 
 
 def copy_project(target: Path) -> None:
-    """The project's sources and tests (not the virtualenv, runs or git history)."""
-    ignore = shutil.ignore_patterns(".venv", ".git", "runs", "data", "*.egg-info", "__pycache__")
+    """The project's sources, tests and pyproject.toml (not the virtualenv, runs or history)."""
+    ignore = shutil.ignore_patterns("*.egg-info", "__pycache__")
     for name in ("src", "tests", "pyproject.toml"):
         source = ROOT / name
         if source.is_dir():
