@@ -53,10 +53,13 @@ def _cmd_complexity(args: argparse.Namespace) -> int:
 
 
 def _model_complexity(args: argparse.Namespace) -> int:
+    import torch
+
     from aclstm.analysis.complexity import format_model_table, model_complexity
     from aclstm.models import create
 
-    model = create(args.model, cell=args.cell)
+    with torch.device("meta"):  # shapes only: counted without memory or compute
+        model = create(args.model, cell=args.cell)
     frames = args.frames or model.config.frames
     size = args.size or model.config.size
     rows = model_complexity(model, frames, size)

@@ -142,10 +142,12 @@ class StageComplexity:
 
 def model_complexity(model, frames: int, size: int) -> list[StageComplexity]:
     """Per-stage parameters and forward multiply-adds of ``model`` (a ``GestureNet``) for one
-    clip of ``frames`` x ``size`` x ``size``, plus a ``total`` row."""
+    clip of ``frames`` x ``size`` x ``size``, plus a ``total`` row. A model on the ``meta``
+    device is counted without computing anything (shapes only)."""
     from aclstm.models import count_parameters, example_clip
 
-    x = example_clip(model.config, batch=1, frames=frames, size=size)
+    device = next(model.parameters()).device
+    x = example_clip(model.config, batch=1, frames=frames, size=size, device=device)
     was_training = model.training
     model.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
