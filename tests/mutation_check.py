@@ -35,6 +35,14 @@ class Mutation:
 
 MUTATIONS = [
     Mutation(
+        "message-drift",
+        "an error message reworded in the code, not in docs/reliability.md",
+        "src/aclstm/train/checkpoint.py",
+        "checkpoint write failed",
+        "checkpoint could not be written",
+        ("tests/test_reliability_doc.py",),
+    ),
+    Mutation(
         "top5",
         "evaluate's top-5 counted as top-1",
         "src/aclstm/train/loop.py",
@@ -166,9 +174,9 @@ MUTATIONS = [
 
 
 def copy_project(target: Path) -> None:
-    """The project's sources, tests and pyproject.toml (not the virtualenv, runs or history)."""
+    """The project's sources, tests, docs and metadata (not the virtualenv, runs or history)."""
     ignore = shutil.ignore_patterns("*.egg-info", "__pycache__")
-    for name in ("src", "tests", "pyproject.toml"):
+    for name in ("src", "tests", "docs", "README.md", "pyproject.toml"):
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, target / name, ignore=ignore)
