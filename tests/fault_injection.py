@@ -26,22 +26,32 @@ from aclstm import cli
 from aclstm.train import checkpoint, loop
 
 
-class Countdown:
-    """Kills this process at the N-th call of :meth:`tick`."""
+class Killed(BaseException):
+    """The in-process stand-in for SIGKILL: nothing of the library catches a BaseException
+    that is not one of its own, so the run stops where it is, as a killed process would."""
 
-    def __init__(self, n: int) -> None:
+
+class Countdown:
+    """Kills this process (or, with ``in_process``, raises :class:`Killed`) at the N-th call
+    of :meth:`tick`."""
+
+    def __init__(self, n: int, in_process: bool = False) -> None:
         self.left = n
+        self.in_process = in_process
 
     def tick(self, last_words=None) -> None:
         self.left -= 1
         if self.left == 0:
             if last_words is not None:
                 last_words()
+            if self.in_process:
+                raise Killed
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def inject(kind: str, name: str, countdown: Countdown) -> None:
-    """Patch the place ``kind`` names so that ``countdown`` ticks there."""
+def inject(kind: str, name: str, countdown: Countdown, patch=setattr) -> None:
+    """Patch the place ``kind`` names so that ``countdown`` ticks there; ``patch`` does the
+    patching (a test passes pytest's ``monkeypatch.setattr``, which undoes it afterwards)."""
     if kind == "step":
         real_step = torch.optim.AdamW.step
 
@@ -49,7 +59,7 @@ def inject(kind: str, name: str, countdown: Countdown) -> None:
             countdown.tick()
             return real_step(self, *args, **kwargs)
 
-        torch.optim.AdamW.step = step
+        patch(torch.optim.AdamW, "step", step)
     elif kind == "validate":
         real_evaluate = loop.evaluate
 
@@ -60,7 +70,7 @@ def inject(kind: str, name: str, countdown: Countdown) -> None:
             finally:
                 hook.remove()
 
-        loop.evaluate = evaluate
+        patch(loop, "evaluate", evaluate)
     elif kind == "write":
         real_write = checkpoint._write_bytes
 
@@ -69,7 +79,7 @@ def inject(kind: str, name: str, countdown: Countdown) -> None:
                 countdown.tick(lambda: real_write(path, data[: len(data) // 2]))
             real_write(path, data)
 
-        checkpoint._write_bytes = write
+        patch(checkpoint, "_write_bytes", write)
     elif kind == "rename":
         real_rename = checkpoint._rename
 
@@ -78,7 +88,7 @@ def inject(kind: str, name: str, countdown: Countdown) -> None:
                 countdown.tick()
             real_rename(source, target)
 
-        checkpoint._rename = rename
+        patch(checkpoint, "_rename", rename)
     elif kind != "none":
         raise SystemExit(f"unknown fault kind {kind!r}")
 

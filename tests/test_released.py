@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from released_keras import build_released
 
 from aclstm import models
 from aclstm.cli import main
 from aclstm.convert import ConversionError, load_released_model
 from aclstm.convert.keras import model_from_keras_weights
 from aclstm.train.runner import load_model
+
+from released_keras import build_released
 
 # Keras' torch backend converts tensors with np.array(x), which numpy 2 warns about.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
