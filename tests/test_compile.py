@@ -3,6 +3,8 @@ on the CPU."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -13,7 +15,12 @@ from helpers import randomize_
 # Inductor's code generation takes 10-30 s a module on 2 cores: the paper's variant (a) is
 # compiled with it; the other cells with "aot_eager", which traces the same graphs (Dynamo and
 # AOTAutograd: graph breaks, functionalisation, the backward) and runs them without codegen.
-CELLS = cell_names()
+# Emulating an older CPU on a newer one (ATEN_CPU_CAPABILITY=avx2 on an AVX-512 machine) makes
+# torch 2.13's inductor-compiled code return NaN, for aclstm's code before and after any of its
+# changes; real AVX2 machines compile correctly. So the inductor case steps aside there, saying so.
+EMULATED = os.environ.get("ATEN_CPU_CAPABILITY") is not None
+INDUCTOR = pytest.mark.skipif(EMULATED, reason="inductor returns NaN under ATEN_CPU_CAPABILITY")
+CELLS = [pytest.param(c, marks=INDUCTOR) if c == "gated" else c for c in cell_names()]
 
 
 def backend(cell: str) -> str:
