@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from aclstm.config import DataConfig, ModelConfig, RunConfig
-from aclstm.data.factory import modality_mean
 from aclstm.data.lists import isogd_classes
 from aclstm.models import GestureNet, preset_config
 from aclstm.models.mobilenet import PAPER_MOBILENET
@@ -305,7 +304,7 @@ def converted_meta(
     the released preprocessing, and a run config whose data table names IsoGD as the
     released code reads it (``isogd`` videos for rgb and depth; the ``isogd_frames`` lists
     for flow, which IsoGD does not ship)."""
-    from aclstm.train.runner import META_FORMAT
+    from aclstm.train.runner import checkpoint_meta
 
     config = model.config
     classes = isogd_classes()
@@ -328,20 +327,7 @@ def converted_meta(
         data=data,
         source=source,
     )
-    return {
-        "format": META_FORMAT,
-        "classes": classes,
-        "network": config.as_dict(),
-        "preset": "released",
-        "cell": "gated",
-        "modality": modality,
-        "mean": list(modality_mean(data)),
-        "preprocessing": "released",
-        "clip_len": config.frames,
-        "size": config.size,
-        "config": run.as_dict(),
-        "converted_from": source,
-    }
+    return {**checkpoint_meta(run, model, classes), "converted_from": source}
 
 
 def convert_released_weights(

@@ -21,7 +21,15 @@ from . import distributed
 from .checkpoint import CheckpointError, load_meta, load_weights
 from .loop import TrainSettings, fit
 
-__all__ = ["META_FORMAT", "build_model", "load_model", "model_config", "train", "train_settings"]
+__all__ = [
+    "META_FORMAT",
+    "build_model",
+    "checkpoint_meta",
+    "load_model",
+    "model_config",
+    "train",
+    "train_settings",
+]
 
 META_FORMAT = 1
 
@@ -67,7 +75,8 @@ def train_settings(config: RunConfig) -> TrainSettings:
     )
 
 
-def _meta(config: RunConfig, model: GestureNet, classes: list[str]) -> dict[str, Any]:
+def checkpoint_meta(config: RunConfig, model: GestureNet, classes: list[str]) -> dict[str, Any]:
+    """What a checkpoint's ``meta.json`` holds for ``model`` built from ``config``."""
     return {
         "format": META_FORMAT,
         "classes": classes,
@@ -146,7 +155,7 @@ def train(
             val_set,
             work_dir,
             settings,
-            meta=_meta(config, model, train_set.classes),
+            meta=checkpoint_meta(config, model, train_set.classes),
             resume=resume,
             device=device,
             log=say,
