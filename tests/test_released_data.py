@@ -107,3 +107,9 @@ def test_unknown_preprocessing_is_refused(tmp_path):
     data = DataConfig(dataset="synth", root=str(tmp_path), preprocessing="scipy")
     with pytest.raises(ValueError, match=r"data\.preprocessing must be one of default, released"):
         build_dataset(data, "val", 4, 32)
+
+
+def test_isogd_frames_names_an_unknown_modality_before_looking_for_its_list(tmp_path):
+    data = DataConfig(dataset="isogd_frames", root=str(tmp_path), modality="ir")
+    with pytest.raises(ValueError, match="IsoGD modality must be rgb, depth or flow, got 'ir'"):
+        build_dataset(data, "val", 4, 32)

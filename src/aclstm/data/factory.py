@@ -132,9 +132,7 @@ def _isogd_frames(data, split: str, name: str, common: dict) -> RawFrameListData
     """IsoGD as the released code reads it: frames ``%06d.jpg`` in one folder per video, named
     by its lists (``<dir> <frames> <label 0..248>``), by default
     ``ROOT/<split>_<modality>_list.txt`` as the authors' repository names them; the classes
-    are IsoGD's labels 1..249."""
-    if data.modality not in ("rgb", "depth", "flow"):
-        raise ValueError(f"IsoGD modality must be rgb, depth or flow, got {data.modality!r}")
+    are IsoGD's labels 1..249. (The modality is checked with the mean, in ``_rawframes``.)"""
     list_file = {"train": data.train_list, "val": data.val_list}.get(split)
     if list_file is None:
         list_file = Path(data.root) / f"{name}_{data.modality}_list.txt"
@@ -149,6 +147,7 @@ def _rawframes(
     classes: list[str] | str | None = None,
     template: str | None = None,
 ) -> RawFrameListDataset:
+    mean = modality_mean(data)  # first: a bad modality is named before a list file is looked for
     list_file = list_file or {"train": data.train_list, "val": data.val_list}.get(split)
     if list_file is None:
         raise ValueError(f"data.dataset = 'rawframes' needs data.{split}_list")
@@ -162,7 +161,7 @@ def _rawframes(
     return RawFrameListDataset(
         list_file,
         classes=classes or data.classes,
-        mean=modality_mean(data),
+        mean=mean,
         data_root=data.root or None,
         path_prefix=prefix,
         template=template or data.template,
