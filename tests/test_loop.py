@@ -329,3 +329,27 @@ def test_amp_auto_is_bf16_only_where_it_is_fast(monkeypatch, native):
     assert loop.resolve_amp("bf16", cpu) == "bf16" and loop.resolve_amp(None, cpu) is None
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: not native)
     assert loop.resolve_amp("auto", torch.device("cuda", 0)) == (None if native else "bf16")
+
+
+@pytest.mark.parametrize(
+    ("aten", "onednn", "expected"),
+    [
+        ("AVX512", None, True),
+        ("AVX2", None, False),  # ATEN_CPU_CAPABILITY=avx2
+        ("AVX512", "AVX2", False),  # ONEDNN_MAX_CPU_ISA=AVX2
+        ("AVX512", "avx512_core", False),  # AVX-512 without bf16
+        ("AVX512", "AVX512_CORE_BF16", True),
+    ],
+)
+def test_capping_the_cpu_isa_turns_native_bf16_off(monkeypatch, aten, onednn, expected):
+    """An AVX-512 machine standing in for an AVX2 one must train in fp32 under amp = "auto",
+    as the AVX2 machine would (guards against detecting bf16 from the CPU's flags alone)."""
+    from aclstm.train import loop
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: aten)
+    if onednn is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", onednn)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert loop.cpu_has_native_bf16() is expected

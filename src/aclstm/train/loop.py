@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -79,7 +80,23 @@ def cpu_has_native_bf16() -> bool:
     autocast train faster than fp32 (1.2-1.3x for the tiny network on 2 cores); elsewhere
     oneDNN emulates bf16, slower than fp32."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return cpu_kernels_use_avx512() and any(
+        getattr(torch.cpu, name, lambda: False)() for name in checks
+    )
+
+
+def cpu_kernels_use_avx512() -> bool:
+    """Whether torch's CPU kernels may use AVX-512 with bf16: not where ``ATEN_CPU_CAPABILITY``
+    or ``ONEDNN_MAX_CPU_ISA`` caps them lower (how an AVX-512 machine stands in for an AVX2
+    one)."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    if cap != "ALL" and not cap.startswith(_ONEDNN_BF16_ISAS):
+        return False
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+# oneDNN's ISA names from the first with native bf16 on (ONEDNN_MAX_CPU_ISA's values).
+_ONEDNN_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10")
 
 
 def resolve_amp(amp: str | None, device: torch.device) -> str | None:
