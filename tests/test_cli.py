@@ -250,6 +250,11 @@ def test_demo_runs_the_whole_pipeline_and_ends_with_val_top1(tmp_path, capsys):
     summary = json.loads((run / "metrics.json").read_text())
     assert summary["val_top1"] == pytest.approx(float(out[-1].split("=")[1]), abs=1e-4)
     assert summary["val_clips"] == 27 and summary["prediction"]["label"] == "Swiping Left"
+    reversal = summary["time_reversal"]  # 20 of the 27 classes have a time-reversed partner
+    assert reversal["clips"] == 20 and reversal["pairs"] == 10
+    assert min(reversal["top1"], reversal["as_forward"]) >= 0
+    assert reversal["top1"] + reversal["as_forward"] <= 1
+    assert any(line.startswith("time reversal: 20 validation clips") for line in out)
 
 
 def test_a_full_disk_during_a_checkpoint_write_exits_2_and_keeps_the_previous_one(

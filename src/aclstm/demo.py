@@ -1,8 +1,9 @@
 """``aclstm demo``: the whole pipeline offline, on the built-in synthetic gesture set.
 
 Generate the set (unless it is there), train the ``synth_demo`` config (the gated cell), evaluate
-the last checkpoint on the validation split, draw the curves and the confusion matrix, predict
-a held-out test clip, and end with ``val_top1=<value>``.
+the last checkpoint on the validation split, check that it reads temporal order (validation
+clips played backwards must be predicted as their time-reversed partner class), draw the curves
+and the confusion matrix, predict a held-out test clip, and end with ``val_top1=<value>``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import time
 from pathlib import Path
 
 from aclstm.analysis.report import plot_curves, read_metrics
+from aclstm.analysis.reversal import time_reversal_check
 from aclstm.config import load_config
+from aclstm.data.factory import build_dataset
 from aclstm.inference import load_input, topk_predictions
 from aclstm.train.runner import evaluate_checkpoint, load_model, train
 
@@ -33,6 +36,13 @@ def run_demo(work_dir: Path, overrides: list[str] = (), log=print) -> int:
     plot_curves(read_metrics(run / "metrics.jsonl"), run / "curves.png")
 
     model, meta = load_model(run / "last")
+    val = build_dataset(config.data, "val", meta["clip_len"], meta["size"], training=False)
+    reversal = time_reversal_check(model, val)
+    log(
+        f"time reversal: {reversal['clips']} validation clips of {reversal['pairs']} class pairs "
+        f"played backwards, {reversal['top1']:.3f} predicted as the reverse gesture, "
+        f"{reversal['as_forward']:.3f} as the gesture played forwards"
+    )
     clip, label, source = load_input("test:0", meta)
     predictions = topk_predictions(model, clip, meta["classes"], k=3)
     log(f"predict {source} (true class: {meta['classes'][label]}):")
@@ -43,6 +53,7 @@ def run_demo(work_dir: Path, overrides: list[str] = (), log=print) -> int:
         "val_top1": report["top1"],
         "val_top5": report["top5"],
         "val_clips": report["clips"],
+        "time_reversal": reversal,
         "train_top1": last["train_top1"],
         "epochs": last["epoch"],
         "seconds": time.perf_counter() - started,
