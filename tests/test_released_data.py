@@ -107,6 +107,9 @@ def test_unknown_preprocessing_is_refused(tmp_path):
     data = DataConfig(dataset="synth", root=str(tmp_path), preprocessing="scipy")
     with pytest.raises(ValueError, match=r"data\.preprocessing must be one of default, released"):
         build_dataset(data, "val", 4, 32)
+    data = DataConfig(dataset="synth", root=str(tmp_path), center="clip")
+    with pytest.raises(ValueError, match=r"data\.center must be one of dataset, frame"):
+        build_dataset(data, "val", 4, 32)
 
 
 def test_isogd_frames_names_an_unknown_modality_before_looking_for_its_list(tmp_path):

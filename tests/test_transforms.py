@@ -83,3 +83,41 @@ def test_uint8_resize_equals_the_float_bilinear_resize_on_textured_frames(shape)
     diff = (clip[:, 0] - expected[0]).abs()
     assert diff.max() < 1.5 and diff.mean() < 0.5  # the uint8 kernel rounds in fixed point
     assert torch.equal(clip[:, 0], clip[:, 1])
+
+
+def test_frame_centering_subtracts_each_frames_own_mean_per_channel():
+    """``center="frame"``: the dataset-mean clip minus each frame's per-channel mean over the
+    crop (guards against a mean over the whole clip, over channels, or over the uncropped
+    frame), so a colour or brightness offset of one frame vanishes."""
+    from helpers import textured
+
+    frames = torch.stack([torch.from_numpy(textured(100, 176, seed=k)) for k in range(3)])
+    frames[1] = (frames[1].int() // 2 + 60).to(torch.uint8)  # one frame darker, offset
+    mean = MEANS["jester_rgb"]
+    plain = prepare_clip(frames, 32, mean, training=False)
+    centred = prepare_clip(frames, 32, mean, training=False, center="frame")
+    torch.testing.assert_close(centred, plain - plain.mean(dim=(2, 3), keepdim=True))
+    assert centred.mean(dim=(2, 3)).abs().max() < 1e-3
+    assert plain.mean(dim=(2, 3)).std(dim=1).min() > 1  # the frames' means did differ
+    shifted = prepare_clip((frames.int() + 7).clamp(max=255).to(torch.uint8), 32, mean, False,
+                           center="frame")  # fmt: skip
+    unclipped = (frames.int() + 7 <= 255).all(dim=-1)[:, :, 38:138]
+    assert unclipped.float().mean() > 0.9  # the offset cancels where it was not clipped at 255
+    assert (shifted - centred).abs().median() < 0.2
+    with pytest.raises(ValueError, match="center must be one of"):
+        prepare_clip(frames, 32, mean, training=False, center="clip")
+
+
+def test_a_checkpoint_trained_with_frame_centering_predicts_folders_the_same_way(tmp_path):
+    """The meta's ``center`` reaches ``load_input`` (guards against predict falling back to
+    the data set's mean for a model trained on frame-centred clips)."""
+    from aclstm.inference import load_input
+
+    from helpers import write_frames
+
+    write_frames(tmp_path / "clip", 6)
+    meta = {"classes": ["a"], "clip_len": 4, "size": 32, "mean": [114.0, 109.0, 104.0]}
+    plain, _, _ = load_input(str(tmp_path / "clip"), meta)
+    centred, _, _ = load_input(str(tmp_path / "clip"), {**meta, "center": "frame"})
+    assert plain.abs().mean() > 10  # solid grey frames, far from the data set's mean
+    torch.testing.assert_close(centred, torch.zeros_like(centred), atol=1e-4, rtol=0)

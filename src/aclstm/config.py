@@ -85,6 +85,7 @@ class DataConfig:
     path_prefix: list[str] | None = None  # rawframes: [old, new] prefix of the listed dirs
     template: str = "{:05d}.jpg"  # rawframes: frame file names (IsoGD frames: "{:06d}.jpg")
     mean: list[float] | None = None  # default: the dataset's and modality's mean
+    center: str = "dataset"  # subtract that mean (released), or "frame": each frame's own
     random_crop: bool = True  # training crop anywhere along the long side (released); or centred
     horizontal_flip: bool = False  # mirror half the training clips, swapping Left/Right labels
     on_error: str = "raise"  # or "skip": drop unreadable clips and count them

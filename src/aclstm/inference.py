@@ -48,6 +48,7 @@ def load_input(source: str, meta: dict[str, Any]) -> tuple[torch.Tensor, int, st
         [record], meta["classes"], meta["clip_len"], meta["size"], tuple(meta["mean"])
     )
     dataset.preprocessing = meta.get("preprocessing", "default")
+    dataset.center = meta.get("center", "dataset")
     return dataset.load(0)[0], -1, str(path)
 
 

@@ -92,6 +92,7 @@ class ClipDataset(Dataset):
 
     random_crop: bool = True
     preprocessing: str = "default"  # or "released": see transforms.PREPROCESSING
+    center: str = "dataset"  # or "frame": see transforms.CENTERING
     _mirror: list[int] | None = None  # label of each class's mirror image; None: no flip
 
     @property
@@ -159,7 +160,9 @@ class ClipDataset(Dataset):
             if label >= 0:
                 label = self._mirror[label]
         random_crop = self.training and self.random_crop
-        clip = prepare_clip(clip, self.size, self.mean, random_crop, rng, self.preprocessing)
+        clip = prepare_clip(
+            clip, self.size, self.mean, random_crop, rng, self.preprocessing, self.center
+        )
         return clip, label
 
     def __getitem__(self, index: int):

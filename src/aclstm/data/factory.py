@@ -10,7 +10,7 @@ from .folder import ClipFolderDataset
 from .io import DataError
 from .jester import JesterDataset
 from .lists import IsoGDDataset, RawFrameListDataset, isogd_classes
-from .transforms import MEANS, PREPROCESSING
+from .transforms import CENTERING, MEANS, PREPROCESSING
 
 __all__ = ["DATASETS", "build_dataset", "ensure_synthetic_set", "modality_mean"]
 
@@ -97,6 +97,8 @@ def build_dataset(
             f"data.preprocessing must be one of {', '.join(PREPROCESSING)}; "
             f"got {data.preprocessing!r}"
         )
+    if data.center not in CENTERING:
+        raise ValueError(f"data.center must be one of {', '.join(CENTERING)}; got {data.center!r}")
     if not data.root and data.dataset != "rawframes":
         raise ValueError(f"data.root is empty: where does the {data.dataset!r} data set lie?")
     training = split == "train" if training is None else training
@@ -110,6 +112,7 @@ def build_dataset(
     dataset = _build(data, split, common)
     dataset.random_crop = data.random_crop
     dataset.preprocessing = data.preprocessing
+    dataset.center = data.center
     dataset.horizontal_flip = data.horizontal_flip
     return dataset
 

@@ -86,6 +86,7 @@ def checkpoint_meta(config: RunConfig, model: GestureNet, classes: list[str]) ->
         "modality": config.data.modality,
         "mean": list(modality_mean(config.data)),
         "preprocessing": config.data.preprocessing,
+        "center": config.data.center,
         "clip_len": model.config.frames,
         "size": model.config.size,
         "config": config.as_dict(),
