@@ -144,3 +144,22 @@ def test_a_class_subset_writes_only_those_classes_in_that_order(tmp_path):
     ).read_bytes()
     with pytest.raises(ValueError, match="distinct indices"):
         write_synthetic_set(tmp_path / "bad", SynthSpec(classes=(0, 27)))
+
+
+def test_the_clip_length_range_is_honoured_and_the_default_is_unchanged(tmp_path, capsys):
+    """``--frames MIN,MAX`` (guards against the range ignored, or its end left out); the
+    default draw is the Jester-like 24-48 of every earlier set, frame for frame."""
+    lengths = {len(render_clip(k % 27, (0, k, 1), (16, 18), depth=False)[0]) for k in range(40)}
+    assert lengths == {16, 17, 18}
+    default, _ = render_clip(3, (2, 3, 0), depth=False)
+    explicit, _ = render_clip(3, (2, 3, 0), (24, 48), depth=False)
+    assert np.array_equal(default, explicit) and len(default) == 47  # as drawn before the option
+    assert len(render_clip(3, (2, 3, 0), 9, depth=False)[0]) == 9
+    options = ["--clips-per-class", "1", "--val-fraction", "0", "--workers", "1"]
+    assert main(["synth", str(tmp_path), *options, "--classes", "0,1", "--frames", "10,12"]) == 0
+    counts = [len(list(p.iterdir())) for p in (tmp_path / "20bn-jester-v1").iterdir()]
+    assert len(counts) == 2 and all(10 <= n <= 12 for n in counts)
+    for bad in ("12,10", "1,4", "10"):
+        with pytest.raises(SystemExit):
+            main(["synth", str(tmp_path), "--frames", bad])
+    assert "expected MIN,MAX" in capsys.readouterr().err

@@ -78,7 +78,7 @@ def _model_complexity(args: argparse.Namespace) -> int:
 def _cmd_synth(args: argparse.Namespace) -> int:
     import time
 
-    from aclstm.data.synth import SynthSpec, write_synthetic_set
+    from aclstm.data.synth import CLIP_FRAMES, SynthSpec, write_synthetic_set
 
     spec = SynthSpec(
         clips_per_class=args.clips_per_class,
@@ -87,6 +87,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         seed=args.seed,
         format=args.format,
         classes=args.classes,
+        frames=args.frames or CLIP_FRAMES,
     )
     start = time.perf_counter()
     counts = write_synthetic_set(args.out_dir, spec, workers=args.workers)
@@ -266,6 +267,13 @@ def _index_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected indices like 0,1,2, got {text!r}") from None
 
 
+def _frame_range(text: str) -> tuple[int, int]:
+    parts = _index_list(text)
+    if len(parts) != 2 or not 2 <= parts[0] <= parts[1]:
+        raise argparse.ArgumentTypeError(f"expected MIN,MAX with 2 <= MIN <= MAX, got {text!r}")
+    return parts
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value < 1.0:
@@ -326,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_index_list,
         metavar="I,J,...",
         help="only these of the 27 classes, by index (e.g. 0,1,2,3: the four swipes)",
+    )
+    synth.add_argument(
+        "--frames",
+        type=_frame_range,
+        metavar="MIN,MAX",
+        help="frames a clip has, drawn between MIN and MAX (24,48: Jester-like)",
     )
     synth.set_defaults(func=_cmd_synth)
 

@@ -59,6 +59,7 @@ class SynthConfig:
     test_fraction: float = 0.0
     seed: int = 0
     classes: list[int] | None = None  # a subset of the 27 classes, by index
+    frames: list[int] = field(default_factory=lambda: [24, 48])  # shortest, longest clip
 
 
 @dataclass

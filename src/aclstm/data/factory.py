@@ -63,6 +63,7 @@ def ensure_synthetic_set(data, workers: int | None = None, log=print) -> bool:
         test_fraction=data.synth.test_fraction,
         seed=data.synth.seed,
         classes=None if data.synth.classes is None else tuple(data.synth.classes),
+        frames=tuple(data.synth.frames),
     )
     log(f"generating the synthetic gesture set at {root} ({spec.clips_per_class} clips/class)")
     started = time.perf_counter()

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import simplejpeg
 
-__all__ = ["JESTER_CLASSES", "SynthSpec", "render_clip", "write_synthetic_set"]
+__all__ = ["CLIP_FRAMES", "JESTER_CLASSES", "SynthSpec", "render_clip", "write_synthetic_set"]
 
 JESTER_CLASSES = [
     "Swiping Left", "Swiping Right", "Swiping Down", "Swiping Up",
@@ -189,15 +189,25 @@ def _background(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return (pattern + grad).astype(np.float32), drift
 
 
+# Frames a clip has, drawn uniformly between the two (inclusive): Jester's clips average 36.
+CLIP_FRAMES = (24, 48)
+
+
 def render_clip(
-    label: int, seed: int | tuple[int, ...], num_frames: int | None = None, depth: bool = True
+    label: int,
+    seed: int | tuple[int, ...],
+    num_frames: int | tuple[int, int] = CLIP_FRAMES,
+    depth: bool = True,
 ):
     """Frames (T, 100, 176, 3) uint8 of one clip of class ``label``, and its depth maps
     (T, 100, 176) uint8 (near is bright; None unless ``depth``), from a seed: the same seed,
-    the same clip."""
+    the same clip. ``num_frames``: T, or the (lowest, highest) T drawn from."""
     rng = np.random.default_rng(seed)
     name = JESTER_CLASSES[label]
-    n = num_frames or int(rng.integers(24, 49))
+    low, high = (num_frames, num_frames) if isinstance(num_frames, int) else num_frames
+    if not 2 <= low <= high:
+        raise ValueError(f"num_frames must be >= 2 (a pair: lowest <= highest), got {num_frames}")
+    n = low if low == high else int(rng.integers(low, high + 1))
     poses = _poses(name, n, rng)
     skin = np.array(
         [rng.uniform(150, 250), rng.uniform(100, 190), rng.uniform(70, 160)], np.float32
@@ -254,6 +264,7 @@ class SynthSpec:
     seed: int = 0
     format: str = "jester"  # or "isogd"
     classes: tuple[int, ...] | None = None  # a subset of JESTER_CLASSES by index; None: all
+    frames: tuple[int, int] = CLIP_FRAMES  # the shortest and the longest clip
 
     def class_indices(self) -> list[int]:
         if self.classes is None:
@@ -284,7 +295,9 @@ JPEG_SUBSAMPLING = "420"
 
 def _clip_job(args: tuple) -> tuple[str, int, str, int]:
     out, spec, label, index, clip_id = args
-    frames, depth = render_clip(label, (spec.seed, label, index), depth=spec.format == "isogd")
+    frames, depth = render_clip(
+        label, (spec.seed, label, index), tuple(spec.frames), depth=spec.format == "isogd"
+    )
     low, high = JPEG_QUALITIES
     quality = int(np.random.default_rng((spec.seed, label, index, 1)).integers(low, high + 1))
     if spec.format == "jester":
