@@ -47,17 +47,26 @@ class Contender:
 
 
 def machine_description(device: torch.device) -> str:
+    """The device, and for a CPU its model, its vector ISA flags and the kernels torch runs
+    (an AVX-512 CPU capped to AVX2 with ATEN_CPU_CAPABILITY / ONEDNN_MAX_CPU_ISA says so)."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    model = platform.processor() or platform.machine()
+    model, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+            info = f.read()
+        model = next(line.split(":", 1)[1].strip() for line in info.splitlines()
+                     if line.startswith("model name"))  # fmt: skip
+        flags = set(next(line for line in info.splitlines() if line.startswith("flags")).split())
     except (OSError, StopIteration):
         pass
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags] or ["?"]
+    kernels = torch.backends.cpu.get_cpu_capability()
+    if "ONEDNN_MAX_CPU_ISA" in os.environ:
+        kernels += f", oneDNN capped at {os.environ['ONEDNN_MAX_CPU_ISA']}"
     return (
-        f"{model}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}"
+        f"{model} ({' '.join(isa)}; torch kernels {kernels}), {os.cpu_count()} logical cores, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}"
     )
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import simplejpeg
 import torch
+from bench_cells import machine_description
 
 import aclstm.data.clips as clips_module
 from aclstm.data import DataError, JesterDataset, sample_indices
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         frames = describe_frames(files)
 
     source = "Jester-like synthetic clips" if args.root is None else f"clips of {args.root}"
+    print(f"Machine: {machine_description(torch.device('cpu'))}")
     print(
         f"{n} {source} ({frames}) -> 3x{args.clip_len}x{args.size}x{args.size}; "
         f"one core; median of {args.repeats}"

@@ -21,6 +21,22 @@ def test_measures_a_jester_root_and_names_its_frames_coding(tmp_path, capsys):
     for row in ("pipeline (simplejpeg)", "decode only (bound)", "pipeline / decode-only bound"):
         assert row in out
     assert "target >= 300 clips/s/core: " in out
+    machine = next(line for line in out.splitlines() if line.startswith("Machine: "))
+    assert "torch kernels " in machine and "1 torch threads" in machine
+
+
+def test_the_machine_line_names_the_isa_and_a_capped_one(monkeypatch):
+    """Every figure must name the CPU kind it was measured on, and an AVX-512 machine standing
+    in for an AVX2 one must say so."""
+    import torch
+    from bench_cells import machine_description
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    line = machine_description(torch.device("cpu"))
+    assert "torch kernels AVX2, oneDNN capped at AVX2" in line
+    if Path("/proc/cpuinfo").exists():
+        assert "avx2" in line.split("(")[1] or "?" in line
 
 
 def test_a_root_without_jester_files_is_named(tmp_path, capsys):
