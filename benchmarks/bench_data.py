@@ -13,7 +13,8 @@ Decoding dominates, and its cost follows the frames' coding (bytes a frame, chro
 subsampling), so the script prints both. The synthetic frames are coded to Jester's size
 (see ``aclstm.data.synth.JPEG_QUALITIES``); ``--root`` measures a Jester copy on disk instead.
 
-Target: ``pipeline`` at >= 300 clips/s/core.
+Targets: ``pipeline`` at >= 300 clips/s/core, and at >= 0.75 of the decode-only bound (the
+work besides decoding, a third of it at most), on CPUs with and without AVX-512.
 """
 
 from __future__ import annotations
@@ -136,10 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in medians.items():
         print(f"| {name} | {value:.0f} |")
     pipe = medians["pipeline (simplejpeg)"]
-    print(f"pipeline / decode-only bound: {pipe / medians['decode only (bound)']:.2f}")
+    ratio = pipe / medians["decode only (bound)"]
+    print(f"pipeline / decode-only bound: {ratio:.2f}")
     if "pipeline with Pillow (peer)" in medians:
         print(f"pipeline / Pillow pipeline: {pipe / medians['pipeline with Pillow (peer)']:.2f}")
     print(f"target >= 300 clips/s/core: {'met' if pipe >= 300 else 'MISSED'}")
+    print(f"target pipeline >= 0.75 of the bound: {'met' if ratio >= 0.75 else 'MISSED'}")
     return 0
 
 

@@ -21,6 +21,7 @@ def test_measures_a_jester_root_and_names_its_frames_coding(tmp_path, capsys):
     for row in ("pipeline (simplejpeg)", "decode only (bound)", "pipeline / decode-only bound"):
         assert row in out
     assert "target >= 300 clips/s/core: " in out
+    assert "target pipeline >= 0.75 of the bound: " in out
     machine = next(line for line in out.splitlines() if line.startswith("Machine: "))
     assert "torch kernels " in machine and "1 torch threads" in machine
 

@@ -64,6 +64,30 @@ def test_data_loader_with_workers(tmp_path):
     assert sorted(batch.labels.tolist()) == [0, 2]
 
 
+def test_clips_stay_channels_last_from_the_frames_to_the_batch(tmp_path):
+    """prepare_clip keeps the decoded frames' layout and the batch is ``channels_last_3d``, so
+    neither transposes the pixels; the values are the plain stack's, and the training loop
+    hands a network that is not channels-last a contiguous batch."""
+    from aclstm.train.loop import _to_device
+
+    write_jester(tmp_path)
+    train = JesterDataset(tmp_path, "train", clip_len=4, size=32)
+    samples = [train[0], train[1]]
+    assert all(clip.permute(1, 2, 3, 0).is_contiguous() for clip, _ in samples)
+    batch = collate_skipping(samples)
+    assert batch.clips.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(
+        batch.clips, torch.stack([clip for clip, _ in samples]), rtol=0, atol=0
+    )
+    plain = torch.stack([clip.contiguous() for clip, _ in samples])  # clips of another layout
+    torch.testing.assert_close(collate_skipping([(c, 0) for c in plain]).clips, plain)
+    cpu = torch.device("cpu")
+    assert _to_device(batch.clips, cpu, channels_last=False).is_contiguous()
+    assert _to_device(plain, cpu, channels_last=True).is_contiguous(
+        memory_format=torch.channels_last_3d
+    )
+
+
 def expect_error(tmp_path, match, split="train", **kwargs):
     with pytest.raises(DataError, match=match):
         ds = JesterDataset(tmp_path, split, clip_len=8, size=32, **kwargs)

@@ -99,6 +99,9 @@ def prepare_clip(
     clip, bilinear resize (of the uint8 pixels), minus the per-channel ``mean``, or with
     ``center="frame"`` minus each frame's own per-channel mean (:data:`CENTERING`).
 
+    The clip keeps the frames' channels-last layout (its strides are ``channels_last_3d``'s
+    once batched): no transposition here, and none when a channels-last network reads it.
+
     ``preprocessing="released"`` floors the crop offset and resizes as PIL's bilinear does
     (antialiased; torch's uint8 kernel for it agrees with Pillow to one grey level)."""
     if frames.dim() != 4:
@@ -112,13 +115,19 @@ def prepare_clip(
     released = preprocessing == "released"
     t, height, width, channels = frames.shape
     top, left, side = crop_box(height, width, training, rng, floor=released)
-    clip = frames[:, top : top + side, left : left + side].permute(0, 3, 1, 2)  # (T, C, s, s)
-    if side != size:  # on uint8 in channels-last
+    clip = frames[:, top : top + side, left : left + side]  # (T, s, s, C)
+    if side != size:  # on uint8, channels-last in and out
         clip = F.interpolate(
-            clip, size=(size, size), mode="bilinear", align_corners=False, antialias=released
-        )
-    out = torch.empty((channels, t, size, size), dtype=torch.float32)
-    out.copy_(clip.contiguous().transpose(0, 1))  # planar uint8 first: the fast copy path
+            clip.permute(0, 3, 1, 2),
+            size=(size, size),
+            mode="bilinear",
+            align_corners=False,
+            antialias=released,
+        ).permute(0, 2, 3, 1)
+    out = torch.empty((t, size, size, channels), dtype=torch.float32)
+    out.copy_(clip)
     if center == "frame":
-        return out.sub_(out.mean(dim=(2, 3), keepdim=True))
-    return out.sub_(torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1, 1))
+        out.sub_(out.mean(dim=(1, 2), keepdim=True))
+    else:
+        out.sub_(torch.tensor(mean, dtype=torch.float32))
+    return out.permute(3, 0, 1, 2)

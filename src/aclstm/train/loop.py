@@ -122,7 +122,8 @@ def autocast(device: torch.device, amp: str | None):
 
 def _to_device(clips: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
     clips = clips.to(device, non_blocking=True)
-    return clips.to(memory_format=torch.channels_last_3d) if channels_last else clips
+    layout = torch.channels_last_3d if channels_last else torch.contiguous_format
+    return clips.contiguous(memory_format=layout)
 
 
 @torch.no_grad()
