@@ -460,8 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="generate the synthetic set, train, evaluate and predict, offline",
         description="The whole pipeline on the built-in synthetic gesture set: generate it "
-        "(unless present), train the demo network with the gated cell, evaluate it, draw "
-        "its curves and confusion matrix, predict a held-out clip, print val_top1=.",
+        "(unless present), train the demo network with the gated cell, evaluate it, check "
+        "that it reads temporal order (validation clips played backwards), draw its curves "
+        "and confusion matrix, predict a held-out clip, print val_top1=.",
     )
     demo.add_argument("--work-dir", default="runs/demo", metavar="DIR", help="(runs/demo)")
     demo.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE", help=cfg_help)
