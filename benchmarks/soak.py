@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_cells import machine_description
 
 from aclstm.data import JesterDataset
 from aclstm.data.synth import SynthSpec, write_synthetic_set
@@ -115,8 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         final_train_loss=metrics["train_loss"],
         torch=torch.__version__,
         threads=torch.get_num_threads(),
+        machine=machine_description(torch.device("cpu")),
     )
     print(
+        f"Machine: {figures['machine']}\n"
         f"{figures['steps']} steps ({epochs} epochs of {steps_per_epoch}, batch "
         f"{args.batch_size}, {args.frames}x{args.size}x{args.size}) in {seconds:.0f} s\n"
         f"RSS after epoch 1: {figures['rss_first_mib']:.1f} MiB; after {args.warmup_steps} "
