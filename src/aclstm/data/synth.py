@@ -296,7 +296,7 @@ JPEG_SUBSAMPLING = "420"
 def _clip_job(args: tuple) -> tuple[str, int, str, int]:
     out, spec, label, index, clip_id = args
     frames, depth = render_clip(
-        label, (spec.seed, label, index), tuple(spec.frames), depth=spec.format == "isogd"
+        label, (spec.seed, label, index), spec.frames, depth=spec.format == "isogd"
     )
     low, high = JPEG_QUALITIES
     quality = int(np.random.default_rng((spec.seed, label, index, 1)).integers(low, high + 1))

@@ -80,12 +80,12 @@ def cpu_has_native_bf16() -> bool:
     autocast train faster than fp32 (1.2-1.3x for the tiny network on 2 cores); elsewhere
     oneDNN emulates bf16, slower than fp32."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return cpu_kernels_use_avx512() and any(
+    return cpu_kernels_may_use_bf16() and any(
         getattr(torch.cpu, name, lambda: False)() for name in checks
     )
 
 
-def cpu_kernels_use_avx512() -> bool:
+def cpu_kernels_may_use_bf16() -> bool:
     """Whether torch's CPU kernels may use AVX-512 with bf16: not where ``ATEN_CPU_CAPABILITY``
     or ``ONEDNN_MAX_CPU_ISA`` caps them lower (how an AVX-512 machine stands in for an AVX2
     one)."""
