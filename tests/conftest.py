@@ -1,10 +1,9 @@
+import os
 import sys
 from pathlib import Path
 
 # Lets the tests import the plain reference implementation in tests/reference.py.
 sys.path.insert(0, str(Path(__file__).parent))
-
-import os
 
 # Under pytest-xdist each worker gets one core: two workers with two threads each on a
 # 2-core machine would contend. Subprocesses the tests start inherit the setting.

@@ -75,6 +75,10 @@ class TrainSettings:
     nonfinite_limit: int = 10  # with skip_nonfinite: stop anyway after this many in a row
 
 
+# oneDNN's ISA names from the first with native bf16 on (ONEDNN_MAX_CPU_ISA's values).
+_ONEDNN_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10")
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX). Only there does bf16
     autocast train faster than fp32 (1.2-1.3x for the tiny network on 2 cores); elsewhere
@@ -93,10 +97,6 @@ def cpu_kernels_may_use_bf16() -> bool:
     if cap != "ALL" and not cap.startswith(_ONEDNN_BF16_ISAS):
         return False
     return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
-
-
-# oneDNN's ISA names from the first with native bf16 on (ONEDNN_MAX_CPU_ISA's values).
-_ONEDNN_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10")
 
 
 def resolve_amp(amp: str | None, device: torch.device) -> str | None:
