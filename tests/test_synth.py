@@ -96,6 +96,7 @@ def test_isogd_layout_read_back(tmp_path):
     depth = IsoGDDataset(tmp_path, "train", "depth", clip_len=8, size=64)
     assert len(rgb) == len(depth) == 27
     assert [r.label for r in rgb.records] == list(range(27))
+    assert (tmp_path / "classes.txt").read_text().splitlines() == JESTER_CLASSES
     assert rgb[3][0].shape == (3, 8, 64, 64) and depth[3][0].shape == (1, 8, 64, 64)
     frames, _ = render_clip(3, (2, 3, 0))
     assert len(read_video(rgb.records[3].source)) == len(frames)

@@ -62,7 +62,7 @@ def _ease(s: np.ndarray) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(np.pi * np.clip(s, 0.0, 1.0))
 
 
-def _poses(name: str, n: int, rng: np.random.Generator) -> list[HandPose | None]:
+def gesture_poses(name: str, n: int, rng: np.random.Generator) -> list[HandPose | None]:
     """The hand pose of every frame for class ``name``."""
     if name == "No gesture":
         return [None] * n
@@ -193,6 +193,52 @@ def _background(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 CLIP_FRAMES = (24, 48)
 
 
+class Scene:
+    """What stays the same over one clip or one continuous video: the person's skin and hand
+    shape, the textured background and its drift, the lighting (varying slowly), a
+    distractor blob and its velocity. Drawn from ``rng`` in a fixed order."""
+
+    def __init__(self, rng: np.random.Generator, num_frames: int) -> None:
+        self.skin = np.array(
+            [rng.uniform(150, 250), rng.uniform(100, 190), rng.uniform(70, 160)], np.float32
+        )
+        self.shape = np.array(
+            [rng.uniform(20, 28), rng.uniform(22, 30), rng.uniform(14, 22), rng.uniform(3, 5)],
+            np.float32,
+        )
+        self.pattern, self.drift = _background(rng)
+        gap = self.skin - self.pattern.mean(axis=(0, 1))
+        if np.abs(gap).sum() < 90:  # keep the hand visible: push the background's colour away
+            self.pattern -= np.sign(gap + 1e-3) * (90 - np.abs(gap).sum()) / 3
+        self.light = rng.uniform(0.75, 1.15) + rng.uniform(-0.15, 0.15) * np.linspace(
+            0, 1, num_frames
+        )
+        self.blob = rng.uniform([10, 10], [WIDTH - 10, HEIGHT - 10])
+        self.blob_v = rng.normal(0, 1.2, size=2)
+        self.blob_colour = rng.uniform(30, 230, size=3)
+
+    def render(self, poses: list[HandPose | None], rng: np.random.Generator, depth: bool = True):
+        """Frames (T, 100, 176, 3) uint8 showing ``poses`` (None: no hand in view), and depth
+        maps (T, 100, 176) uint8 (None unless ``depth``); camera noise drawn from ``rng``."""
+        n = len(poses)
+        frames = np.empty((n, HEIGHT, WIDTH, 3), np.uint8)
+        depths = np.empty((n, HEIGHT, WIDTH), np.uint8) if depth else None
+        blob = self.blob
+        for k, pose in enumerate(poses):
+            ox, oy = (np.clip(10 + self.drift * k, 0, 20)).astype(int)
+            canvas = _Canvas(self.pattern[oy : oy + HEIGHT, ox : ox + WIDTH].copy())
+            blob = np.clip(blob + self.blob_v, [5, 5], [WIDTH - 5, HEIGHT - 5])
+            canvas.ellipse(*blob, 5, 4, 0.0, self.blob_colour)
+            if pose is not None:
+                _draw_hand(canvas, pose, self.skin, self.shape)
+            noise = rng.standard_normal(canvas.image.shape, dtype=np.float32)
+            image = canvas.image * self.light[k] + 4.0 * noise
+            frames[k] = np.clip(image, 0, 255).astype(np.uint8)
+            if depths is not None:
+                depths[k] = _depth_map(pose, rng, self.shape)
+        return frames, depths
+
+
 def render_clip(
     label: int,
     seed: int | tuple[int, ...],
@@ -203,42 +249,17 @@ def render_clip(
     (T, 100, 176) uint8 (near is bright; None unless ``depth``), from a seed: the same seed,
     the same clip. ``num_frames``: T, or the (lowest, highest) T drawn from."""
     rng = np.random.default_rng(seed)
-    name = JESTER_CLASSES[label]
+    n = draw_length(num_frames, rng)
+    poses = gesture_poses(JESTER_CLASSES[label], n, rng)
+    return Scene(rng, n).render(poses, rng, depth)
+
+
+def draw_length(num_frames: int | tuple[int, int], rng: np.random.Generator) -> int:
+    """``num_frames`` itself, or a length drawn uniformly from (lowest, highest)."""
     low, high = (num_frames, num_frames) if isinstance(num_frames, int) else num_frames
     if not 2 <= low <= high:
         raise ValueError(f"num_frames must be >= 2 (a pair: lowest <= highest), got {num_frames}")
-    n = low if low == high else int(rng.integers(low, high + 1))
-    poses = _poses(name, n, rng)
-    skin = np.array(
-        [rng.uniform(150, 250), rng.uniform(100, 190), rng.uniform(70, 160)], np.float32
-    )
-    shape = np.array(
-        [rng.uniform(20, 28), rng.uniform(22, 30), rng.uniform(14, 22), rng.uniform(3, 5)],
-        np.float32,
-    )
-    pattern, drift = _background(rng)
-    gap = skin - pattern.mean(axis=(0, 1))
-    if np.abs(gap).sum() < 90:  # keep the hand visible: push the background's colour away
-        pattern -= np.sign(gap + 1e-3) * (90 - np.abs(gap).sum()) / 3
-    light = rng.uniform(0.75, 1.15) + rng.uniform(-0.15, 0.15) * np.linspace(0, 1, n)
-    blob = rng.uniform([10, 10], [WIDTH - 10, HEIGHT - 10])
-    blob_v = rng.normal(0, 1.2, size=2)
-    blob_colour = rng.uniform(30, 230, size=3)
-    frames = np.empty((n, HEIGHT, WIDTH, 3), np.uint8)
-    depths = np.empty((n, HEIGHT, WIDTH), np.uint8) if depth else None
-    for k, pose in enumerate(poses):
-        ox, oy = (np.clip(10 + drift * k, 0, 20)).astype(int)
-        canvas = _Canvas(pattern[oy : oy + HEIGHT, ox : ox + WIDTH].copy())
-        blob = np.clip(blob + blob_v, [5, 5], [WIDTH - 5, HEIGHT - 5])
-        canvas.ellipse(*blob, 5, 4, 0.0, blob_colour)
-        if pose is not None:
-            _draw_hand(canvas, pose, skin, shape)
-        noise = rng.standard_normal(canvas.image.shape, dtype=np.float32)
-        image = canvas.image * light[k] + 4.0 * noise
-        frames[k] = np.clip(image, 0, 255).astype(np.uint8)
-        if depths is not None:
-            depths[k] = _depth_map(pose, rng, shape)
-    return frames, depths
+    return low if low == high else int(rng.integers(low, high + 1))
 
 
 def _depth_map(pose: HandPose | None, rng: np.random.Generator, shape: np.ndarray) -> np.ndarray:
@@ -343,8 +364,8 @@ def write_synthetic_set(out: str | Path, spec: SynthSpec, workers: int = 1) -> d
         _write(out / "jester-v1-test.csv", [i for i, _ in by_split["test"]])
         _write(out / "test-answers.csv", [f"{i};{names[y]}" for i, y in by_split["test"]])
     else:
-        names = {"train": "train_list.txt", "validation": "valid_list.txt", "test": "test_list.txt"}
-        for split, filename in names.items():
+        lists = {"train": "train_list.txt", "validation": "valid_list.txt", "test": "test_list.txt"}
+        for split, filename in lists.items():
             _write(
                 out / filename,
                 [f"videos/M_{i}.avi videos/K_{i}.avi {y + 1}" for i, y in by_split[split]],
