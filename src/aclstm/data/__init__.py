@@ -1,7 +1,16 @@
-"""Data: Jester, IsoGD, raw-frame lists and clip folders, with the released preprocessing."""
+"""Data: Jester, IsoGD, ConGD, raw-frame lists and clip folders, with the released
+preprocessing."""
 
 from .clips import ClipDataset, ClipRecord
 from .collate import Batch, collate_skipping
+from .congd import (
+    ConGDDataset,
+    Segment,
+    frame_labels,
+    read_congd_list,
+    read_congd_segments,
+    write_congd_list,
+)
 from .folder import ClipFolderDataset, scan_clip_folder
 from .io import DataError, read_jpeg, read_jpegs, read_text_lines
 from .jester import JesterDataset, read_jester_classes, read_jester_split
@@ -16,13 +25,18 @@ __all__ = [
     "ClipDataset",
     "ClipFolderDataset",
     "ClipRecord",
+    "ConGDDataset",
     "DataError",
     "IsoGDDataset",
     "JesterDataset",
     "RawFrameListDataset",
+    "Segment",
     "collate_skipping",
     "crop_box",
+    "frame_labels",
     "prepare_clip",
+    "read_congd_list",
+    "read_congd_segments",
     "read_isogd_list",
     "read_jester_classes",
     "read_jester_split",
@@ -33,4 +47,5 @@ __all__ = [
     "read_video",
     "sample_indices",
     "scan_clip_folder",
+    "write_congd_list",
 ]
