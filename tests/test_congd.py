@@ -7,7 +7,6 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers import write_frames, write_video
 
 from aclstm.data import (
     ConGDDataset,
@@ -19,6 +18,8 @@ from aclstm.data import (
     write_congd_list,
 )
 from aclstm.data.congd import BACKGROUND, IGNORE
+
+from helpers import write_frames, write_video
 
 
 def test_lines_parsed(tmp_path):

@@ -234,6 +234,16 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_score(args: argparse.Namespace) -> int:
+    from aclstm.analysis.continuous import format_scores, score_lists
+
+    scores = score_lists(args.truth, args.prediction, args.variant)
+    if args.json:
+        return _print_json(scores.to_dict())
+    print(format_scores(scores))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from aclstm.demo import run_demo
 
@@ -455,6 +465,21 @@ def build_parser() -> argparse.ArgumentParser:
         "file or folder name without extension, or SPLIT-INDEX)",
     )
     visualize.set_defaults(func=_cmd_visualize)
+
+    score = commands.add_parser(
+        "score",
+        help="score continuous recognition: mean Jaccard index and Levenshtein accuracy",
+        description="Score a prediction against the truth, both in ConGD's list format (a "
+        "line per video: NAME s,e:label ..., frames 1-based and inclusive): ConGD's mean "
+        "Jaccard index (2017; --variant 2014 divides by the labels of truth and prediction, "
+        "so false alarms count) and Levenshtein accuracy, per video and their means. A video "
+        "the prediction leaves out scores 0.",
+    )
+    score.add_argument("truth", metavar="TRUTH", help="the true list file")
+    score.add_argument("prediction", metavar="PRED", help="the predicted list file")
+    score.add_argument("--variant", choices=["2017", "2014"], default="2017", help="(2017)")
+    score.add_argument("--json", action="store_true", help="print JSON")
+    score.set_defaults(func=_cmd_score)
 
     demo = commands.add_parser(
         "demo",
