@@ -10,7 +10,13 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aclstm.data import DataError, read_isogd_list, read_jester_split, read_rawframe_list
+from aclstm.data import (
+    DataError,
+    read_congd_segments,
+    read_isogd_list,
+    read_jester_split,
+    read_rawframe_list,
+)
 from aclstm.data.jester import read_jester_classes
 from aclstm.data.sampling import sample_indices
 
@@ -107,3 +113,23 @@ def test_jester_csvs_parse_or_name_file_and_line(tmp_path, labels, split, ending
     assert len(set(classes)) == len(classes) > 0
     assert len({clip for clip, _ in items}) == len(items)
     assert all(-1 <= label < len(classes) for _, label in items)
+
+
+congd_text = st.lists(st.text(alphabet=string.digits + " ,:-_/\t", max_size=30), max_size=8).map(
+    "\n".join
+)
+
+
+@FILE_SETTINGS
+@given(text=congd_text, ending=line_ending)
+def test_congd_lists_parse_or_name_file_and_line(tmp_path, text, ending):
+    path = _write(tmp_path, text, ending, "train_list.txt")
+    try:
+        entries = read_congd_segments(path, num_classes=249)
+    except DataError as error:
+        assert str(path) in str(error) and error.line is not None
+        return
+    for entry in entries:
+        segments = entry.segments or ()
+        assert all(1 <= s.start <= s.end and 1 <= s.label <= 249 for s in segments)
+        assert all(a.end < b.start for a, b in itertools.pairwise(segments))
