@@ -93,8 +93,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     counts = write_synthetic_set(args.out_dir, spec, workers=args.workers)
     seconds = time.perf_counter() - start
     summary = ", ".join(f"{n} {split}" for split, n in counts.items())
+    unit = "continuous videos" if args.format == "congd" else "clips"
     print(
-        f"wrote {sum(counts.values())} clips ({summary}) in {args.format} layout to "
+        f"wrote {sum(counts.values())} {unit} ({summary}) in {args.format} layout to "
         f"{args.out_dir} in {seconds:.1f} s"
     )
     return 0
@@ -322,13 +323,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = commands.add_parser(
         "synth",
-        help="write the synthetic gesture set (27 Jester classes) in Jester or IsoGD layout",
+        help="write the synthetic gesture set (27 Jester classes) in Jester, IsoGD or ConGD layout",
         description="Render the synthetic gesture set: Jester's 27 classes drawn "
-        "procedurally, written in Jester's layout (JPEG folders and CSV files) or IsoGD's "
-        "(M_/K_ .avi videos and list files). The same seed writes identical files.",
+        "procedurally, written in Jester's layout (JPEG folders and CSV files), IsoGD's "
+        "(M_/K_ .avi videos and list files) or ConGD's (continuous videos of several gestures, "
+        "list lines with each gesture's frames). The same seed writes identical files.",
     )
     synth.add_argument("out_dir", metavar="OUT_DIR", help="where to write the set")
-    synth.add_argument("--clips-per-class", type=_positive_int, default=40, help="(40)")
+    synth.add_argument(
+        "--clips-per-class",
+        type=_positive_int,
+        default=40,
+        help="clips of each class (40); congd: about as many gestures of each class in all",
+    )
     synth.add_argument("--val-fraction", type=_fraction, default=0.2, help="(0.2)")
     synth.add_argument("--test-fraction", type=_fraction, default=0.0, help="(0)")
     synth.add_argument("--seed", type=int, default=0, help="(0)")
@@ -338,7 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.cpu_count() or 1,
         help="processes rendering in parallel (all cores)",
     )
-    synth.add_argument("--format", choices=["jester", "isogd"], default="jester")
+    synth.add_argument(
+        "--format",
+        choices=["jester", "isogd", "congd"],
+        default="jester",
+        help="jester: JPEG folders; isogd: a video per gesture; congd: continuous videos of "
+        "2-8 gestures with idle stretches between them, in ConGD's layout",
+    )
     synth.add_argument(
         "--classes",
         type=_index_list,

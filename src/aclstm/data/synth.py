@@ -275,6 +275,11 @@ def _depth_map(pose: HandPose | None, rng: np.random.Generator, shape: np.ndarra
     return np.clip(d + 2.0 * noise, 0, 255).astype(np.uint8)
 
 
+# The layouts the set is written in: Jester's JPEG folders, IsoGD's M_/K_ videos of one gesture
+# each, ConGD's continuous videos of several (aclstm.data.synth_continuous).
+FORMATS = ("jester", "isogd", "congd")
+
+
 @dataclass(frozen=True)
 class SynthSpec:
     """How many clips and how they are split; ``seed`` fixes every pixel."""
@@ -283,7 +288,7 @@ class SynthSpec:
     val_fraction: float = 0.2
     test_fraction: float = 0.0
     seed: int = 0
-    format: str = "jester"  # or "isogd"
+    format: str = "jester"  # or "isogd", or "congd" (continuous videos): see FORMATS
     classes: tuple[int, ...] | None = None  # a subset of JESTER_CLASSES by index; None: all
     frames: tuple[int, int] = CLIP_FRAMES  # the shortest and the longest clip
 
@@ -337,9 +342,13 @@ def _clip_job(args: tuple) -> tuple[str, int, str, int]:
 
 
 def write_synthetic_set(out: str | Path, spec: SynthSpec, workers: int = 1) -> dict[str, int]:
-    """Render and write the set; returns the number of clips per split."""
-    if spec.format not in ("jester", "isogd"):
-        raise ValueError(f"format must be 'jester' or 'isogd', got {spec.format!r}")
+    """Render and write the set; returns the number of clips (videos for "congd") per split."""
+    if spec.format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {spec.format!r}")
+    if spec.format == "congd":
+        from .synth_continuous import write_continuous_set
+
+        return write_continuous_set(out, spec, workers)
     out = Path(out)
     kinds = spec.class_indices()  # Jester class index of each written class
     names = [JESTER_CLASSES[k] for k in kinds]
