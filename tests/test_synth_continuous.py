@@ -116,3 +116,24 @@ def test_synth_command_writes_continuous_videos(tmp_path, capsys):
     assert "wrote 1 continuous videos (1 train, 0 validation, 0 test)" in capsys.readouterr().out
     assert main([*args[:-4], "--classes", "25,26", "--workers", "1"]) == 2
     assert "needs at least one gesture class" in capsys.readouterr().err
+
+
+def test_contact_sheet_shows_each_sampled_frame_and_the_timeline(tmp_path):
+    from aclstm.analysis.timeline import draw_contact_sheet, save_contact_sheet
+
+    video = render_continuous((1, 2), frames=SHORT, depth=False)
+    fig = draw_contact_sheet(video.frames, video.segments, JESTER_CLASSES, step=10, columns=5)
+    *thumbs, timeline = fig.axes
+    assert len(thumbs) == -(-len(video.frames) // 10)
+    first = video.segments[0]
+    for i, ax in enumerate(thumbs):
+        k = 10 * i + 1
+        inside = [s for s in video.segments if s.start <= k <= s.end]
+        name = JESTER_CLASSES[inside[0].label - 1] if inside else "-"
+        assert ax.get_title() == f"{k}\n{name}"
+    assert len(timeline.patches) == len(video.segments)
+    assert timeline.patches[0].get_x() == first.start - 0.5
+    path = save_contact_sheet(
+        tmp_path / "sheet.png", video.frames, video.segments, JESTER_CLASSES, step=40
+    )
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
