@@ -31,6 +31,7 @@ COMMANDS = [
     "predict",
     "convert-keras",
     "visualize",
+    "score",
     "demo",
     "reproduce",
 ]

@@ -101,12 +101,14 @@ def test_written_in_congds_layout_and_read_back(small_set):
     assert score_lists(root / "test_truth.txt", root / "test_truth.txt").mean_jaccard == 1.0
 
 
-def test_same_seed_same_lists(small_set, tmp_path):
+def test_same_seed_same_files(small_set, tmp_path):
     root, _ = small_set
     spec = SynthSpec(5, 0.25, 0.25, seed=3, format="congd", classes=(0, 1, 2, 3), frames=SHORT)
     write_synthetic_set(tmp_path, spec, workers=1)
     for name in ("train_list.txt", "valid_list.txt", "test_list.txt", "test_truth.txt"):
         assert (tmp_path / name).read_text() == (root / name).read_text()
+    for video in ("train/001/M_00001.avi", "test/001/K_00004.avi"):  # 2 workers, then 1
+        assert (tmp_path / video).read_bytes() == (root / video).read_bytes()
 
 
 def test_synth_command_writes_continuous_videos(tmp_path, capsys):

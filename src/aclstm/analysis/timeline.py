@@ -65,11 +65,11 @@ def draw_contact_sheet(
     return fig
 
 
-def save_contact_sheet(path: str | Path, *args, **kwargs) -> Path:
+def save_contact_sheet(path: str | Path, *args, dpi: int = 110, **kwargs) -> Path:
     """:func:`draw_contact_sheet` written to ``path`` (PNG)."""
     fig = draw_contact_sheet(*args, **kwargs)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     pyplot().close(fig)
     return path
