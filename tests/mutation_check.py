@@ -170,6 +170,38 @@ MUTATIONS = [
         "offset = round",
         ("tests/test_released_data.py",),
     ),
+    Mutation(
+        "congd-overlap",
+        "two ConGD ranges sharing their boundary frame accepted",
+        "src/aclstm/data/congd.py",
+        "if segment.start <= before.end:",
+        "if segment.start < before.end:",
+        ("tests/test_congd.py",),
+    ),
+    Mutation(
+        "congd-frames",
+        "ConGD's 1-based frame numbers taken as 0-based",
+        "src/aclstm/data/congd.py",
+        "labels[segment.start - 1 : segment.end] = segment.label",
+        "labels[segment.start : segment.end + 1] = segment.label",
+        ("tests/test_congd.py",),
+    ),
+    Mutation(
+        "jaccard-2017",
+        "the 2017 Jaccard index divided by the labels of truth and prediction (2014's)",
+        "src/aclstm/analysis/continuous.py",
+        'return total / (len(true_frames) if variant == "2017" else len(labels))',
+        "return total / len(labels)",
+        ("tests/test_continuous_scores.py",),
+    ),
+    Mutation(
+        "no-back-to-back",
+        "the continuous synthetic videos never put two gestures back to back",
+        "src/aclstm/data/synth_continuous.py",
+        "BACK_TO_BACK = 0.15",
+        "BACK_TO_BACK = 0.0",
+        ("tests/test_synth_continuous.py", "-k", "idle"),
+    ),
 ]
 
 
