@@ -47,6 +47,7 @@ class GestureNetConfig:
     bn_momentum: float = BN_MOMENTUM  # Keras' 0.99 as PyTorch's 0.01; short runs want 0.1
     padding: str = "symmetric"  # strided layers' "same" padding: symmetric, or "tf" as released
     mobilenet_bias: bool = False  # a bias on MobileNet's pointwise convs (the released net's)
+    temporal_padding: str = "symmetric"  # or "causal": step t sees frames <= 2t (streamable)
 
     def cells(self) -> list[str]:
         if self.layer_cells is not None:
@@ -83,7 +84,9 @@ class GestureNet(nn.Module):
         super().__init__()
         config = replace(config or GestureNetConfig(), **overrides)
         self.config = config
-        self.res3d = Res3D(config.in_channels, config.res3d_widths, config.padding)
+        self.res3d = Res3D(
+            config.in_channels, config.res3d_widths, config.padding, config.temporal_padding
+        )
         self.convlstm = ConvLSTM(
             self.res3d.out_channels,
             config.lstm_hidden,
@@ -121,7 +124,7 @@ class GestureNet(nn.Module):
                 module.to(memory_format=torch.channels_last)
         return self
 
-    def check_input(self, x: Tensor) -> None:
+    def check_input(self, x: Tensor, min_frames: int = 2) -> None:
         """Clear errors for a clip of the wrong shape, before any layer sees it."""
         c = self.config.in_channels
         if x.dim() != 5:
@@ -134,16 +137,24 @@ class GestureNet(nn.Module):
                 f"GestureNet was built for {c} input channels, got {channels} "
                 f"(rgb: 3, depth: 1, flow: 2); input shape {tuple(x.shape)}"
             )
-        if t < 2:
-            raise ValueError(f"GestureNet needs at least 2 frames, got T={t}")
+        if t < min_frames:
+            raise ValueError(f"GestureNet needs at least {min_frames} frames, got T={t}")
         if h % 16 or w % 16:
             raise ValueError(f"GestureNet needs H and W divisible by 16, got {h}x{w}")
+
+    def step_features(self, hidden: Tensor) -> Tensor:
+        """The MobileNet top on each step of the last ConvLSTM layer's hidden maps
+        (T', B, C, H', W'), pooled over positions: (T', B, C_top)."""
+        steps, batch = hidden.shape[:2]
+        top = self.mobilenet(hidden.flatten(0, 1))  # (T'·B, C_top, h, w)
+        return top.mean(dim=(2, 3)).view(steps, batch, -1)
 
     def forward_features(
         self, x: Tensor, return_attention: bool = False
     ) -> tuple[Tensor, Tensor, list[Tensor | None]]:
-        """Pooled features (B, C_top), the last ConvLSTM layer's hidden maps (T', B, C, H, W),
-        and the attention maps of each ConvLSTM layer (empty unless asked for)."""
+        """Per-step pooled features (T', B, C_top), the last ConvLSTM layer's hidden maps
+        (T', B, C, H', W'), and the attention maps of each ConvLSTM layer (empty unless asked
+        for)."""
         self.check_input(x)
         features = self.res3d(x)  # (B, C, T', H', W')
         sequence = features.permute(2, 0, 1, 3, 4)  # (T', B, C, H', W')
@@ -152,17 +163,15 @@ class GestureNet(nn.Module):
             hidden, _, attention = self.convlstm(sequence, return_attention=True)
         else:
             hidden, _ = self.convlstm(sequence)
-        steps, batch = hidden.shape[:2]
-        top = self.mobilenet(hidden.flatten(0, 1))  # (T'·B, C_top, h, w)
-        pooled = top.mean(dim=(2, 3)).view(steps, batch, -1).mean(dim=0)
-        return pooled, hidden, attention
+        return self.step_features(hidden), hidden, attention
 
     def forward(self, x: Tensor, return_maps: bool = False):
-        """Logits (B, num_classes); with ``return_maps`` also a dict of the second ConvLSTM
-        layer's hidden maps per step, ``hidden`` (B, T', C, H', W'), and ``attention``: each
-        layer's attention maps (B, T', ·, H', W'), None for layers without attention."""
-        pooled, hidden, attention = self.forward_features(x, return_attention=return_maps)
-        logits = self.classifier(pooled)
+        """Logits (B, num_classes) of the whole clip: the head on the features averaged over
+        steps; with ``return_maps`` also a dict of the second ConvLSTM layer's hidden maps per
+        step, ``hidden`` (B, T', C, H', W'), and ``attention``: each layer's attention maps
+        (B, T', ·, H', W'), None for layers without attention."""
+        steps, hidden, attention = self.forward_features(x, return_attention=return_maps)
+        logits = self.classifier(steps.mean(dim=0))
         if not return_maps:
             return logits
         maps = {
@@ -170,6 +179,20 @@ class GestureNet(nn.Module):
             "attention": [None if a is None else a.transpose(0, 1) for a in attention],
         }
         return logits, maps
+
+    def forward_steps(self, x: Tensor) -> Tensor:
+        """Logits of every ConvLSTM step, (B, T', num_classes): the head on each step's own
+        features. Their mean is :meth:`forward`'s clip logits (the head is linear). With
+        ``temporal_padding="causal"`` step t' depends on frames <= 2t' only, and
+        :meth:`streamer` computes the same logits frame by frame."""
+        steps, _, _ = self.forward_features(x)
+        return self.classifier(steps).transpose(0, 1)
+
+    def streamer(self):
+        """A :class:`~aclstm.models.streaming.Streamer` over this network (causal, eval mode)."""
+        from .streaming import Streamer
+
+        return Streamer(self)
 
     def reset_classifier(self, num_classes: int) -> None:
         """A new, freshly initialised head, e.g. 27 Jester classes -> 249 IsoGD classes."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -65,20 +66,94 @@ class Conv2d(_TFSame, nn.Conv2d):
         return super().forward(self.pad_input(x))
 
 
+# How a 3D convolution pads time: "symmetric" (as released: the output at t sees frames t-1,
+# t, t+1) or "causal" (all the padding before the first frame: the output at t sees frames <= t,
+# so the network can run on a stream frame by frame; see aclstm.models.streaming).
+TEMPORAL_PADDINGS = ("symmetric", "causal")
+
+
+def check_temporal_padding(temporal_padding: str) -> str:
+    if temporal_padding not in TEMPORAL_PADDINGS:
+        raise ValueError(
+            f"temporal_padding must be one of {', '.join(TEMPORAL_PADDINGS)}; "
+            f"got {temporal_padding!r}"
+        )
+    return temporal_padding
+
+
+@dataclass
+class StreamBuffer:
+    """What a causal 3D convolution keeps between the chunks of a stream: the last k_t - 1
+    inputs it saw (None before the first: zeros, as the offline padding) and the index the
+    next input frame has in the stream (which frames a temporal stride keeps)."""
+
+    frames: Tensor | None = None
+    next_index: int = 0
+
+
 class Conv3d(_TFSame, nn.Conv3d):
-    """``nn.Conv3d`` with the option of TensorFlow's "same" padding (``tf_same=True``), that
-    also steps around a fault of the CPU's bf16 convolution (torch 2.13, oneDNN): on inputs 2
-    frames long, about 1 weight gradient in 10 came back with inf/NaN. Under CPU autocast,
-    inputs shorter than 3 frames are convolved in fp32 instead; everything else runs as
-    ``nn.Conv3d`` does. (Measured: 2 frames 10-14 of 100 calls, 1 and 3-6 frames none.)"""
+    """``nn.Conv3d`` with the option of TensorFlow's "same" padding (``tf_same=True``), of
+    causal time (``causal=True``: k_t - 1 zero frames before the clip instead of half on each
+    side, so that output t sees inputs <= t, and a temporal stride keeps the outputs at inputs
+    0, s, 2s, ...), and that steps around a fault of the CPU's bf16 convolution (torch 2.13,
+    oneDNN): on inputs 2 frames long, about 1 weight gradient in 10 came back with inf/NaN.
+    Under CPU autocast, inputs shorter than 3 frames are convolved in fp32 instead.
+    (Measured: 2 frames 10-14 of 100 calls, 1 and 3-6 frames none.)
+
+    While ``stream`` holds a :class:`StreamBuffer`, a causal convolution takes its input as
+    the next frames of a stream: the buffer's frames stand in for the zero padding, and only
+    the outputs of the new frames come out (none, when a stride skips them all)."""
+
+    def __init__(self, *args, causal: bool = False, **kwargs) -> None:
+        if causal and not kwargs.get("tf_same"):
+            padding = kwargs.get("padding", 0)
+            spatial = padding[1:] if isinstance(padding, tuple) else (padding, padding)
+            kwargs["padding"] = (0, *spatial)
+        super().__init__(*args, **kwargs)
+        self.causal = causal
+        self.stream: StreamBuffer | None = None
+
+    def pad_input(self, x: Tensor) -> Tensor:
+        if not (self.tf_same and self.causal):
+            return super().pad_input(x)
+        spatial = tf_same_pads(x.shape[3:], self.kernel_size[1:], self.stride[1:])
+        return F.pad(x, [*spatial, 0, 0])
+
+    def causal_window(self, x: Tensor) -> Tensor:
+        """``x`` with the k_t - 1 frames before it: zeros, or the stream's previous inputs
+        (then cut to the stride's phase, and the buffer moved on)."""
+        before = self.kernel_size[0] - 1
+        buffer = self.stream
+        if buffer is None:
+            return F.pad(x, [0, 0, 0, 0, before, 0])
+        if buffer.frames is None:
+            buffer.frames = x.new_zeros((*x.shape[:2], before, *x.shape[3:]))
+        window = torch.cat([buffer.frames, x], dim=2)
+        phase = (-buffer.next_index) % self.stride[0]
+        buffer.next_index += x.shape[2]
+        buffer.frames = window[:, :, window.shape[2] - before :].clone()
+        return window[:, :, phase:]
 
     def forward(self, x: Tensor) -> Tensor:
         short = x.shape[2] < 3
+        if self.causal:
+            x = self.causal_window(x)
+            if x.shape[2] < self.kernel_size[0]:  # streaming: no output in these frames
+                return self._no_frames(x)
         x = self.pad_input(x)
         if short and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             with torch.autocast("cpu", enabled=False):
                 return super().forward(x.float())
         return super().forward(x)
+
+    def _no_frames(self, x: Tensor) -> Tensor:
+        """An output of 0 frames, shaped as this convolution's outputs (found on the meta
+        device: no arithmetic)."""
+        probe = torch.empty((*x.shape[:2], self.kernel_size[0], *x.shape[3:]), device="meta")
+        weight = self.weight.to("meta")
+        shape = list(self._conv_forward(self.pad_input(probe).to(weight.dtype), weight, None).shape)
+        shape[2] = 0
+        return x.new_empty(shape)
 
 
 def reset_weights(module: nn.Module, kernel_init: Callable[[nn.Module], object]) -> None:
