@@ -202,6 +202,22 @@ MUTATIONS = [
         "BACK_TO_BACK = 0.0",
         ("tests/test_synth_continuous.py", "-k", "idle"),
     ),
+    Mutation(
+        "stream-phase",
+        "a streamed stride-2 convolution keeps the wrong frames after an odd chunk",
+        "src/aclstm/models/layers.py",
+        "phase = (-buffer.next_index) % self.stride[0]",
+        "phase = 0",
+        ("tests/test_streaming.py",),
+    ),
+    Mutation(
+        "stream-buffer",
+        "a streamed convolution forgets the frames before the chunk (zeros instead)",
+        "src/aclstm/models/layers.py",
+        "buffer.frames = window[:, :, window.shape[2] - before :].clone()",
+        "buffer.frames = torch.zeros_like(window[:, :, window.shape[2] - before :])",
+        ("tests/test_streaming.py",),
+    ),
 ]
 
 
