@@ -9,7 +9,6 @@ from typing import Any
 import torch
 
 from aclstm.data.clips import ClipDataset, ClipRecord
-from aclstm.data.io import DataError
 
 __all__ = ["load_input", "topk_predictions"]
 
@@ -38,12 +37,9 @@ def load_input(source: str, meta: dict[str, Any]) -> tuple[torch.Tensor, int, st
     path = Path(source)
     if not path.exists():
         return _dataset_clip(source, meta)
-    if path.is_dir():
-        record = ClipRecord(path, -1, template=None)  # the folder's JPEGs in name order
-    elif ClipRecord(path, -1).is_video:
-        record = ClipRecord(path, -1)
-    else:
-        raise DataError(path, "expected a video file (.mp4, .avi, .webm, .mkv) or a frame folder")
+    # A folder: its JPEGs in name order. A file: any FFmpeg opens with a video stream in it,
+    # probed, not judged by its name.
+    record = ClipRecord(path, -1, template=None if path.is_dir() else "{:05d}.jpg")
     dataset = ClipDataset(
         [record], meta["classes"], meta["clip_len"], meta["size"], tuple(meta["mean"])
     )

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset, get_worker_info
 from .io import DataError, read_jpegs
 from .sampling import sample_indices
 from .transforms import mirror_labels, prepare_clip
-from .video import VIDEO_SUFFIXES, read_video
+from .video import VIDEO_SUFFIXES, probe_video, read_video_frames
 
 __all__ = ["ClipDataset", "ClipRecord", "frame_files"]
 
@@ -31,6 +31,10 @@ class ClipRecord:
 
     @property
     def is_video(self) -> bool:
+        """A file (probed as a video when read, whatever its name), or a missing path named
+        like a video; a folder holds frames."""
+        if self.source.exists():
+            return not self.source.is_dir()
         return self.source.suffix.lower() in VIDEO_SUFFIXES
 
 
@@ -126,13 +130,11 @@ class ClipDataset(Dataset):
 
     def read_frames(self, record: ClipRecord, rng: random.Random) -> np.ndarray:
         """The sampled frames of one clip, uint8 (T, H, W, 3)."""
-        if record.is_video:
-            frames = read_video(record.source)
-            picks = sample_indices(len(frames), self.clip_len, self.training, rng)
-            shapes = {frames[k].shape for k in picks}
-            if len(shapes) > 1:
-                raise DataError(record.source, f"frames differ in size: {sorted(shapes)}")
-            return np.stack([frames[k] for k in picks])
+        min_side = 0 if self.preprocessing == "released" else self.size  # 0: full resolution
+        if record.is_video:  # only the sampled frames are kept, scaled down as decoded
+            n = record.num_frames or probe_video(record.source).frames
+            picks = sample_indices(n, self.clip_len, self.training, rng)
+            return read_video_frames(record.source, picks, min_side)
         if record.template is None:
             files = frame_files(record.source)
             n, path_of = len(files), files.__getitem__
@@ -146,7 +148,6 @@ class ClipDataset(Dataset):
                 return os.path.join(folder, template.format(k + start))
 
         picks = sample_indices(n, self.clip_len, self.training, rng)
-        min_side = 0 if self.preprocessing == "released" else self.size  # 0: full resolution
         return read_jpegs([path_of(k) for k in picks], min_side=min_side)
 
     def load(self, index: int) -> tuple[torch.Tensor, int]:

@@ -21,7 +21,7 @@ from .clips import ClipDataset, ClipRecord, frame_files
 from .io import DataError, read_jpegs, read_text_lines
 from .lists import isogd_classes
 from .transforms import MEANS, prepare_clip
-from .video import read_video
+from .video import probe_video, read_video_frames
 
 __all__ = [
     "BACKGROUND",
@@ -249,16 +249,13 @@ class ConGDDataset(ClipDataset):
         """The frames of item ``index`` as uint8 (T, H, W, C), where they start in the video
         (0-based) and the video's length."""
         record = self.records[index]
-        if record.is_video:
-            video = read_video(record.source)
-            start, stop = self._span(len(video), rng)
-            shapes = {frame.shape for frame in video[start:stop]}
-            if len(shapes) > 1:
-                raise DataError(record.source, f"frames differ in size: {sorted(shapes)}")
-            return np.stack(video[start:stop]), start, len(video)
+        min_side = 0 if self.preprocessing == "released" else self.size
+        if record.is_video:  # only the window's frames are kept, scaled down as decoded
+            n = probe_video(record.source).frames
+            start, stop = self._span(n, rng)
+            return read_video_frames(record.source, range(start, stop), min_side), start, n
         files = frame_files(record.source)
         start, stop = self._span(len(files), rng)
-        min_side = 0 if self.preprocessing == "released" else self.size
         return read_jpegs(files[start:stop], min_side=min_side), start, len(files)
 
     def _span(self, num_frames: int, rng) -> tuple[int, int]:

@@ -1,7 +1,17 @@
-"""Decoding video files with PyAV (FFmpeg), errors naming the file."""
+"""Decoding video files with PyAV (FFmpeg) a frame at a time, errors naming the file.
+
+Any file FFmpeg opens is a video if it holds a video stream, whatever its name (``.mov`` from
+phones, ``.m4v``, ``.3gp``, ...). Nothing here holds a whole video in memory unless asked to
+(:func:`read_video`): :func:`iter_video` yields one frame at a time, :func:`read_video_frames`
+keeps only the frames asked for, and both can scale frames down as they are decoded.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -9,25 +19,124 @@ import numpy as np
 
 from .io import DataError
 
-__all__ = ["VIDEO_SUFFIXES", "read_video", "write_video"]
+__all__ = [
+    "VIDEO_SUFFIXES",
+    "VideoInfo",
+    "iter_video",
+    "probe_video",
+    "read_video",
+    "read_video_frames",
+    "write_video",
+]
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv")
+# Suffixes a folder scan takes for videos (a file named directly is probed, whatever its name).
+VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v", ".3gp", ".mpg", ".mpeg", ".wmv")
 
 
-def read_video(path: str | Path) -> list[np.ndarray]:
-    """Every frame of the first video stream as uint8 RGB (H, W, 3)."""
+@dataclass(frozen=True)
+class VideoInfo:
+    """What probing a video found: its frames (counted from its packets, without decoding),
+    its size and its frame rate (None where the container does not say)."""
+
+    frames: int
+    height: int
+    width: int
+    fps: float | None
+
+
+@contextmanager
+def _video_stream(path: str | Path):
+    """The open container and its first video stream; every failure a DataError."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "video not found")
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise DataError(path, "no video stream in the file")
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        container = av.open(str(path))
+    except av.error.FFmpegError as err:
+        raise DataError(
+            path, f"corrupt or truncated video, or not one FFmpeg can open ({err.strerror})"
+        ) from None
+    try:
+        if not container.streams.video:
+            kinds = ", ".join(sorted({s.type for s in container.streams})) or "none"
+            raise DataError(path, f"no video stream in the file (streams: {kinds})")
+        yield container, container.streams.video[0]
     except av.error.FFmpegError as err:
         raise DataError(path, f"corrupt or truncated video ({err.strerror})") from None
+    finally:
+        container.close()
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Count the frames of a video by reading its packets (no decoding; the container's own
+    count is often missing or wrong)."""
+    with _video_stream(path) as (container, stream):
+        count = sum(1 for packet in container.demux(stream) if packet.size)
+        fps = float(stream.average_rate) if stream.average_rate else None
+        info = VideoInfo(count, stream.codec_context.height, stream.codec_context.width, fps)
+    if info.frames == 0:
+        raise DataError(path, "the video has no frames")
+    return info
+
+
+def scaled_size(height: int, width: int, min_side: int) -> tuple[int, int]:
+    """The size a frame is decoded at: scaled by the smallest k/8 (k = 1..8) that keeps both
+    sides >= ``min_side``, as JPEG frames are decoded in the DCT domain; as it is for
+    ``min_side`` <= 0 or a frame no larger than that."""
+    if min_side <= 0:
+        return height, width
+    for k in range(1, 9):
+        h, w = math.ceil(height * k / 8), math.ceil(width * k / 8)
+        if min(h, w) >= min_side:
+            return h, w
+    return height, width
+
+
+def _frames(container, stream, min_side: int) -> Iterator[np.ndarray]:
+    stream.thread_type = "AUTO"
+    for frame in container.decode(stream):
+        h, w = scaled_size(frame.height, frame.width, min_side)
+        if (h, w) == (frame.height, frame.width):
+            yield frame.to_ndarray(format="rgb24")
+        else:  # scaled as it is converted to RGB: one pass, area-averaged
+            yield frame.reformat(w, h, "rgb24", interpolation="AREA").to_ndarray()
+
+
+def iter_video(path: str | Path, min_side: int = 0) -> Iterator[np.ndarray]:
+    """The frames of the first video stream, one at a time, as uint8 RGB (H, W, 3), scaled
+    down as they are decoded where ``min_side`` > 0 (see :func:`scaled_size`)."""
+    with _video_stream(path) as (container, stream):
+        yield from _frames(container, stream, min_side)
+
+
+def read_video_frames(path: str | Path, indices: Sequence[int], min_side: int = 0) -> np.ndarray:
+    """The frames at 0-based ``indices`` (any order, repeats allowed) as uint8 (len, H, W, 3),
+    decoding the video once from the start and keeping only those. An index past the
+    decoded end takes the last frame (a container that promised more frames than it holds)."""
+    if not indices:
+        raise ValueError("read_video_frames needs at least one index")
+    wanted = set(indices)
+    kept: dict[int, np.ndarray] = {}
+    last = None
+    with _video_stream(path) as (container, stream):
+        for k, frame in enumerate(_frames(container, stream, min_side)):
+            last = frame
+            if k in wanted:
+                kept[k] = frame
+                if len(kept) == len(wanted):
+                    break
+    if last is None:
+        raise DataError(path, "the video has no frames")
+    shapes = {frame.shape for frame in kept.values()} | {last.shape}
+    if len(shapes) > 1:
+        raise DataError(path, f"frames differ in size: {sorted(shapes)}")
+    return np.stack([kept.get(k, last) for k in indices])
+
+
+def read_video(path: str | Path, min_side: int = 0) -> list[np.ndarray]:
+    """Every frame of the first video stream as uint8 RGB (H, W, 3): the whole video in
+    memory; :func:`iter_video` streams it instead."""
+    frames = list(iter_video(path, min_side))
     if not frames:
         raise DataError(path, "the video has no frames")
     return frames
