@@ -126,12 +126,15 @@ class Conv3d(_TFSame, nn.Conv3d):
         buffer = self.stream
         if buffer is None:
             return F.pad(x, [0, 0, 0, 0, before, 0])
-        if buffer.frames is None:
-            buffer.frames = x.new_zeros((*x.shape[:2], before, *x.shape[3:]))
-        window = torch.cat([buffer.frames, x], dim=2)
+        window = x
+        if before:
+            if buffer.frames is None:
+                buffer.frames = x.new_zeros((*x.shape[:2], before, *x.shape[3:]))
+            window = torch.cat([buffer.frames, x], dim=2)
+            # A view: it holds this window (k_t - 1 + the chunk's frames) until the next one.
+            buffer.frames = window[:, :, window.shape[2] - before :]
         phase = (-buffer.next_index) % self.stride[0]
         buffer.next_index += x.shape[2]
-        buffer.frames = window[:, :, window.shape[2] - before :].clone()
         return window[:, :, phase:]
 
     def forward(self, x: Tensor) -> Tensor:

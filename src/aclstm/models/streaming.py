@@ -41,14 +41,37 @@ class Streamer:
             )
         self.net = net
         self._convs = [m for m in net.res3d.modules() if isinstance(m, Conv3d)]
+        # Res3D's stages in order, each with the temporal stride of its convolutions (its
+        # branches stride time alike). A strided stage is fed only frames that complete one
+        # of its outputs; the others wait here, so no stage runs for nothing.
+        self._stages = [
+            (stage, max(m.stride[0] for m in stage.modules() if isinstance(m, Conv3d)))
+            for stage in net.res3d.children()
+        ]
         self.reset()
 
     def reset(self) -> None:
         """Forget the stream: the next push starts a new one."""
         self._buffers = [StreamBuffer() for _ in self._convs]
+        self._waiting: list[Tensor | None] = [None] * len(self._stages)
+        self._stage_frames = [0] * len(self._stages)  # frames each stage has been fed
         self._state: tuple[Tensor, Tensor] | None = None
         self.frames_seen = 0
         self.steps_done = 0
+
+    def _res3d(self, x: Tensor) -> Tensor | None:
+        """Res3D on the stream's next frames, stage by stage; None while no step is done."""
+        for k, (stage, stride) in enumerate(self._stages):
+            if self._waiting[k] is not None:
+                x = torch.cat([self._waiting[k], x], dim=2)
+                self._waiting[k] = None
+            start = self._stage_frames[k]
+            if stride > 1 and (-start) % stride >= x.shape[2]:  # completes no output yet
+                self._waiting[k] = x
+                return None
+            self._stage_frames[k] += x.shape[2]
+            x = stage(x)
+        return x
 
     @contextlib.contextmanager
     def _buffers_installed(self) -> Iterator[None]:
@@ -60,18 +83,18 @@ class Streamer:
             for conv in self._convs:
                 conv.stream = None
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def push(self, frames: Tensor) -> Tensor:
         """The logits (B, steps, num_classes) of the steps that ``frames`` complete."""
         if self.net.training:
             raise RuntimeError("stream with the network in eval mode: call net.eval() first")
         self.net.check_input(frames, min_frames=1)
         with self._buffers_installed():
-            features = self.net.res3d(frames)  # (B, C, steps, H', W')
+            features = self._res3d(frames)  # (B, C, steps, H', W')
         self.frames_seen += frames.shape[2]
-        steps = features.shape[2]
-        if steps == 0:
+        if features is None:
             return frames.new_zeros((frames.shape[0], 0, self.net.config.num_classes))
+        steps = features.shape[2]
         hidden, self._state = self.net.convlstm(features.permute(2, 0, 1, 3, 4), self._state)
         self.steps_done += steps
         return self.net.classifier(self.net.step_features(hidden)).transpose(0, 1)
@@ -79,5 +102,5 @@ class Streamer:
     def state_bytes(self) -> int:
         """Bytes of everything carried from one push to the next."""
         tensors = [b.frames for b in self._buffers if b.frames is not None]
-        tensors += list(self._state or ())
+        tensors += [w for w in self._waiting if w is not None] + list(self._state or ())
         return sum(t.numel() * t.element_size() for t in tensors)
