@@ -153,3 +153,13 @@ def test_causal_and_symmetric_networks_share_their_weights():
     symmetric = create("tiny").state_dict()
     causal = create("tiny", temporal_padding="causal").state_dict()
     assert {k: v.shape for k, v in symmetric.items()} == {k: v.shape for k, v in causal.items()}
+
+
+def test_a_run_config_builds_a_causal_network_that_streams():
+    from aclstm.config import config_from_dict
+    from aclstm.train.runner import build_model
+
+    config = config_from_dict({"model": {"preset": "tiny", "temporal_padding": "causal"}})
+    net = build_model(config, num_classes=3).eval()
+    assert net.config.temporal_padding == "causal"
+    assert net.streamer().push(torch.randn(1, 3, 2, 32, 32)).shape == (1, 1, 3)
