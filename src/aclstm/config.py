@@ -71,7 +71,10 @@ class DataConfig:
     videos), ``isogd_frames`` (IsoGD's frames as the released code reads them, named by its
     lists ``ROOT/<split>_<modality>_list.txt`` or ``train_list`` / ``val_list``), ``rawframes``
     (``train_list`` / ``val_list`` of ``<dir> <frames> <label>`` lines),
-    or ``folder`` (``ROOT/train/<class>/<clip>`` and ``ROOT/val/<class>/<clip>``).
+    ``folder`` (``ROOT/train/<class>/<clip>`` and ``ROOT/val/<class>/<clip>``), ``congd``
+    (ROOT in ConGD's layout: continuous videos, a label per frame, class 0 the background;
+    windows of the clip length) or ``synth_congd`` (the synthetic continuous set at ROOT,
+    generated first if absent).
     """
 
     dataset: str = "jester"
@@ -90,6 +93,7 @@ class DataConfig:
     random_crop: bool = True  # training crop anywhere along the long side (released); or centred
     horizontal_flip: bool = False  # mirror half the training clips, swapping Left/Right labels
     on_error: str = "raise"  # or "skip": drop unreadable clips and count them
+    windows_per_video: int = 1  # congd, synth_congd: training windows drawn per video an epoch
     num_workers: int = 2
     synth: SynthConfig = field(default_factory=SynthConfig)
 

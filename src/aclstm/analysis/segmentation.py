@@ -27,10 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from aclstm.data.congd import Segment
+from aclstm.models.gesture_net import FRAMES_PER_STEP
 
 __all__ = ["FRAMES_PER_STEP", "Gesture", "Segmenter", "SegmenterSettings", "segment_steps"]
-
-FRAMES_PER_STEP = 2  # Res3D halves time once: step t ends on frame 2t (0-based)
 
 
 @dataclass(frozen=True)

@@ -210,7 +210,8 @@ class ConGDDataset(ClipDataset):
     ``window=None``: whole videos (T = the video's length). ``window=L``: L consecutive frames
     of each video, starting at random in training (drawn as the other training draws, from
     ``seed``, epoch and index) and centred in evaluation; a shorter video is padded with its
-    last frame, labelled :data:`IGNORE`.
+    last frame, labelled :data:`IGNORE`. ``windows_per_video`` (training): that many windows
+    of each video an epoch, each drawn on its own (item ``i`` is video ``i // k``).
 
     ``classes``: the gestures' names in label order (label 1 first), or a file with one per
     line; default ``ROOT/classes.txt`` when it exists, else ConGD's labels ``"1"``..``"249"``.
@@ -230,14 +231,22 @@ class ConGDDataset(ClipDataset):
         path_prefix: tuple[str, str] | None = None,
         mean: tuple[float, ...] | None = None,
         seed: int | None = None,
+        windows_per_video: int = 1,
     ) -> None:
         if window is not None and window < 1:
             raise ValueError(f"window must be a positive number of frames, got {window}")
+        if windows_per_video < 1 or (windows_per_video > 1 and window is None):
+            raise ValueError("windows_per_video must be at least 1, and needs a window")
         root = Path(root)
         names = _class_names(root, classes)
         list_file = Path(list_file) if list_file is not None else root / f"{split}_list.txt"
         self.videos = read_congd_list(list_file, root, modality, len(names), path_prefix)
-        records = [ClipRecord(video.source, IGNORE, template=None) for video in self.videos]
+        records = [
+            ClipRecord(video.source, IGNORE, template=None)
+            for video in self.videos
+            for _ in range(windows_per_video)
+        ]
+        self.videos = [video for video in self.videos for _ in range(windows_per_video)]
         mean = MEANS[f"isogd_{modality}"] if mean is None else mean
         training = split == "train" if training is None else training
         super().__init__(

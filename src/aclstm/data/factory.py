@@ -6,15 +6,28 @@ import time
 from pathlib import Path
 
 from .clips import ClipDataset
+from .congd import ConGDDataset
 from .folder import ClipFolderDataset
 from .io import DataError
 from .jester import JesterDataset
 from .lists import IsoGDDataset, RawFrameListDataset, isogd_classes
 from .transforms import CENTERING, MEANS, PREPROCESSING
 
-__all__ = ["DATASETS", "build_dataset", "ensure_synthetic_set", "modality_mean"]
+__all__ = ["CONTINUOUS", "DATASETS", "build_dataset", "ensure_synthetic_set", "modality_mean"]
 
-DATASETS = ("jester", "synth", "isogd", "isogd_frames", "rawframes", "folder")
+DATASETS = (
+    "jester",
+    "synth",
+    "isogd",
+    "isogd_frames",
+    "rawframes",
+    "folder",
+    "congd",
+    "synth_congd",
+)
+
+# Continuous videos, a label per frame (ConGD's layout): items are windows of clip_len frames.
+CONTINUOUS = ("congd", "synth_congd")
 
 # The split names each layout uses for "train", "val" and "test".
 _SPLITS = {
@@ -23,6 +36,8 @@ _SPLITS = {
     "isogd": {"train": "train", "val": "valid", "test": "test"},
     "isogd_frames": {"train": "train", "val": "valid", "test": "test"},
     "folder": {"train": "train", "val": "val", "test": "test"},
+    "congd": {"train": "train", "val": "valid", "test": "test"},
+    "synth_congd": {"train": "train", "val": "valid", "test": "test"},
 }
 
 
@@ -33,7 +48,7 @@ def modality_mean(data) -> tuple[float, ...]:
     released code reads its JPEGs."""
     if data.mean is not None:
         return tuple(data.mean)
-    if data.dataset in ("isogd", "isogd_frames"):
+    if data.dataset in ("isogd", "isogd_frames", "congd"):
         key = f"isogd_{data.modality}"
         if key not in MEANS:
             raise ValueError(f"IsoGD modality must be rgb, depth or flow, got {data.modality!r}")
@@ -55,9 +70,11 @@ def ensure_synthetic_set(data, workers: int | None = None, log=print) -> bool:
     from .synth import SynthSpec, write_synthetic_set
 
     root = Path(data.root)
-    if (root / "jester-v1-labels.csv").is_file():
+    continuous = data.dataset == "synth_congd"
+    if (root / ("classes.txt" if continuous else "jester-v1-labels.csv")).is_file():
         return False
     spec = SynthSpec(
+        format="congd" if continuous else "jester",
         clips_per_class=data.synth.clips_per_class,
         val_fraction=data.synth.val_fraction,
         test_fraction=data.synth.test_fraction,
@@ -127,9 +144,28 @@ def _build(data, split: str, common: dict) -> ClipDataset:
         return _isogd_frames(data, split, name, common)
     if data.dataset in ("jester", "synth"):
         return JesterDataset(data.root, name, **common)
+    if data.dataset in CONTINUOUS:
+        return _continuous(data, name, common)
     if data.dataset == "isogd":
         return IsoGDDataset(data.root, name, data.modality, **common)
     return ClipFolderDataset(Path(data.root) / name, mean=modality_mean(data), **common)
+
+
+def _continuous(data, name: str, common: dict) -> ConGDDataset:
+    """ConGD's layout: windows of ``clip_len`` consecutive frames with a label per frame."""
+    dataset = ConGDDataset(
+        data.root,
+        name,
+        data.modality,
+        window=common["clip_len"],
+        size=common["size"],
+        training=common["training"],
+        mean=modality_mean(data),
+        seed=common["seed"],
+        windows_per_video=data.windows_per_video if common["training"] else 1,
+    )
+    dataset.on_error = common["on_error"]
+    return dataset
 
 
 def _isogd_frames(data, split: str, name: str, common: dict) -> RawFrameListDataset:

@@ -1,6 +1,7 @@
 """The paper's gesture network, Res3D + ConvLSTM + MobileNet (Fig. 1), and its presets."""
 
 from .gesture_net import (
+    FRAMES_PER_STEP,
     MODALITY_CHANNELS,
     GestureNet,
     GestureNetConfig,
@@ -14,6 +15,7 @@ from .presets import create, list_presets, preset_config, register_preset
 from .res3d import Res3D
 
 __all__ = [
+    "FRAMES_PER_STEP",
     "MODALITY_CHANNELS",
     "GestureNet",
     "GestureNetConfig",

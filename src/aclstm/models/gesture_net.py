@@ -18,6 +18,9 @@ from .res3d import Res3D
 # Input channels per modality.
 MODALITY_CHANNELS = {"rgb": 3, "depth": 1, "flow": 2}
 
+# Res3D halves time once: ConvLSTM step t ends on frame 2t (0-based) of the clip.
+FRAMES_PER_STEP = 2
+
 
 def released_layer_cells(cell: str, num_layers: int = 2) -> list[str]:
     """The released networks' stacks: an attention variant is followed by ``gated`` layers;
@@ -165,11 +168,15 @@ class GestureNet(nn.Module):
             hidden, _ = self.convlstm(sequence)
         return self.step_features(hidden), hidden, attention
 
-    def forward(self, x: Tensor, return_maps: bool = False):
+    def forward(self, x: Tensor, return_maps: bool = False, per_step: bool = False):
         """Logits (B, num_classes) of the whole clip: the head on the features averaged over
         steps; with ``return_maps`` also a dict of the second ConvLSTM layer's hidden maps per
         step, ``hidden`` (B, T', C, H', W'), and ``attention``: each layer's attention maps
-        (B, T', ·, H', W'), None for layers without attention."""
+        (B, T', ·, H', W'), None for layers without attention. ``per_step``: the logits of
+        every step instead, :meth:`forward_steps` (through ``forward``, so a DDP or compiled
+        wrapper runs it)."""
+        if per_step:
+            return self.forward_steps(x)
         steps, hidden, attention = self.forward_features(x, return_attention=return_maps)
         logits = self.classifier(steps.mean(dim=0))
         if not return_maps:
@@ -223,6 +230,7 @@ def example_clip(
 
 
 __all__ = [
+    "FRAMES_PER_STEP",
     "MODALITY_CHANNELS",
     "GestureNet",
     "GestureNetConfig",

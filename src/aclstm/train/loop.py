@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from aclstm.data import collate_skipping
-from aclstm.models import weight_decay_param_groups
+from aclstm.models import FRAMES_PER_STEP, weight_decay_param_groups
 
 from . import distributed
 from .checkpoint import (
@@ -126,6 +126,17 @@ def _to_device(clips: torch.Tensor, device: torch.device, channels_last: bool) -
     return clips.contiguous(memory_format=layout)
 
 
+def outputs_and_targets(net, clips: torch.Tensor, labels: torch.Tensor):
+    """Logits (N, classes) and their targets (N,): a clip's logits and label, or, for
+    per-frame labels (B, T) (continuous videos), the logits of every ConvLSTM step with the
+    label of the frame the step ends on (frame 2t); targets of -1 are ignored."""
+    if labels.dim() == 1:
+        return net(clips), labels
+    logits = net(clips, per_step=True)  # (B, T', classes)
+    targets = labels[:, ::FRAMES_PER_STEP][:, : logits.shape[1]]
+    return logits.flatten(0, 1), targets.flatten()
+
+
 @torch.no_grad()
 def evaluate(
     model,
@@ -138,8 +149,9 @@ def evaluate(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Top-1 and top-5 accuracy, mean loss, the confusion matrix (rows: true class) and the
-    skipped-clip count over ``dataset``. Under torchrun each process reads its share and the
-    sums are combined, so every process returns the whole data set's figures."""
+    skipped-clip count over ``dataset`` (of its clips, or of every step of its windows for
+    per-frame labels, the ignored ones left out). Under torchrun each process reads its share
+    and the sums are combined, so every process returns the whole data set's figures."""
     device = torch.device(device)
     world, rank = distributed.world_size(), distributed.rank()
     model.eval()
@@ -155,7 +167,9 @@ def evaluate(
             continue
         clips, labels = _to_device(batch.clips, device, channels_last), batch.labels.to(device)
         with autocast(device, amp):
-            logits = model(clips).float()
+            logits, labels = outputs_and_targets(model, clips, labels)
+        known = labels >= 0
+        logits, labels = logits[known].float(), labels[known]
         if confusion is None:
             rows = num_classes or logits.shape[1]
             confusion = torch.zeros(rows, logits.shape[1], dtype=torch.long)
@@ -430,7 +444,8 @@ def fit(
         if hasattr(train_set, "set_epoch"):  # workers start afresh each epoch and see it
             train_set.set_epoch(epoch)
         started = time.perf_counter()
-        totals = torch.zeros(5, dtype=torch.float64)  # loss sum, correct, seen, skipped, NaN
+        # loss sum, correct, seen (clips, or steps of continuous windows), skipped, NaN, clips
+        totals = torch.zeros(6, dtype=torch.float64)
         bar = tqdm(
             loader,
             desc=f"epoch {epoch + 1}/{s.epochs}",
@@ -451,9 +466,9 @@ def fit(
             buffers = _copy_buffers(model) if s.skip_nonfinite else None
             with sync:
                 with autocast(device, s.amp):
-                    logits = net(clips)
+                    logits, targets = outputs_and_targets(net, clips, labels)
                     loss = F.cross_entropy(
-                        logits.float(), labels, label_smoothing=s.label_smoothing
+                        logits.float(), targets, ignore_index=-1, label_smoothing=s.label_smoothing
                     )
                 loss_value = loss.item()
                 skip = guard.skips(loss_value, epoch, step)
@@ -464,9 +479,11 @@ def fit(
                 totals[4] += 1 if main_process else 0  # all processes skip it: count it once
                 poisoned = True  # the optimiser step this micro-batch belongs to is dropped
             else:
-                totals[0] += loss_value * len(labels)
-                totals[1] += (logits.argmax(1) == labels).sum().item()
-                totals[2] += len(labels)
+                known = targets >= 0
+                totals[0] += loss_value * known.sum().item()
+                totals[1] += (logits.argmax(1) == targets)[known].sum().item()
+                totals[2] += known.sum().item()
+                totals[5] += len(labels)
             if last_micro:
                 lr = poly_lr(step, total_steps, s.lr, s.end_lr, s.power)
                 for group in optimizer.param_groups:
@@ -484,7 +501,7 @@ def fit(
             bar.set_postfix(
                 loss=f"{totals[0].item() / seen:.3f}",
                 acc=f"{totals[1].item() / seen:.3f}",
-                clips_s=f"{seen * world / (time.perf_counter() - started):.1f}",
+                clips_s=f"{totals[5].item() * world / (time.perf_counter() - started):.1f}",
             )
         bar.close()
         totals = distributed.all_reduce_sum(totals)
@@ -501,7 +518,7 @@ def fit(
             "lr": poly_lr(step, total_steps, s.lr, s.end_lr, s.power),
             "train_loss": totals[0].item() / seen,
             "train_top1": totals[1].item() / seen,
-            "train_clips_per_s": totals[2].item() / elapsed,
+            "train_clips_per_s": totals[5].item() / elapsed,
             "train_skipped": int(totals[3].item()),
             "train_nonfinite": int(totals[4].item()),
             "val_top1": val["top1"],

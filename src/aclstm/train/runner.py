@@ -127,7 +127,7 @@ def train(
     main_process = distributed.rank() == 0
     say = log if main_process else (lambda _: None)
     try:
-        if config.data.dataset == "synth":
+        if config.data.dataset in ("synth", "synth_congd"):
             if main_process:
                 ensure_synthetic_set(config.data, log=say)
             distributed.barrier()

@@ -1,0 +1,74 @@
+"""Whole-video recognition: per-step probabilities, segmented and scored; its alignment of
+steps to frames checked with an oracle network that knows the truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from aclstm.analysis.segmentation import SegmenterSettings
+from aclstm.data import ConGDDataset, frame_labels
+from aclstm.data.synth import SynthSpec, write_synthetic_set
+from aclstm.models import create
+from aclstm.recognition import background_classes, recognise_videos
+
+
+@pytest.fixture(scope="module")
+def continuous_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("congd")
+    spec = SynthSpec(4, 0.25, 0.0, seed=1, format="congd", classes=(0, 1, 4, 5), frames=(12, 16))
+    write_synthetic_set(root, spec, workers=1)
+    return root
+
+
+class Oracle(nn.Module):
+    """Per-step logits that name, at each step, the true label of the frame it ends on."""
+
+    def __init__(self, labels: list[np.ndarray], classes: int) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(1))
+        self.labels, self.classes = list(labels), classes
+
+    def forward_steps(self, clip: torch.Tensor) -> torch.Tensor:
+        frames = self.labels.pop(0)
+        assert clip.shape[2] == len(frames)
+        steps = torch.as_tensor(frames[::2])
+        return 20.0 * nn.functional.one_hot(steps, self.classes).float()[None]
+
+
+def test_background_classes_found_or_refused():
+    assert background_classes(["background", "Swiping Left", "No gesture"]) == [0, 2]
+    assert background_classes(["Swiping Left", "Doing other things"]) == [1]
+    with pytest.raises(ValueError, match="no background class"):
+        background_classes(["Swiping Left", "Swiping Right"])
+
+
+def test_an_oracle_scores_nearly_one(continuous_set):
+    dataset = ConGDDataset(continuous_set, "train", size=32, training=False)
+    labels = [
+        frame_labels(v.entry.segments, len(dataset[k][1])) for k, v in enumerate(dataset.videos)
+    ]
+    oracle = Oracle(labels, len(dataset.classes))
+    sharp = SegmenterSettings(enter=0.6, exit=0.4, smoothing=1, min_steps=1)
+    result = recognise_videos(oracle, dataset, sharp)
+    scores = result["scores"]
+    assert len(scores.videos) == len(dataset.videos) == 2
+    # Steps cover frames two at a time: a boundary on an odd frame moves by one frame at most.
+    assert scores.mean_jaccard > 0.93 and scores.levenshtein_accuracy == 1.0
+    for video, segments in result["segments"].items():
+        truth = next(v.entry.segments for v in dataset.videos if v.entry.video == video)
+        assert [s.label for s in segments] == [s.label for s in truth]
+        for got, want in zip(segments, truth, strict=True):
+            assert abs(got.start - want.start) <= 1 and abs(got.end - want.end) <= 1
+
+
+def test_an_untrained_network_runs_and_scores_within_bounds(continuous_set):
+    dataset = ConGDDataset(continuous_set, "valid", size=32, training=False)
+    net = create("tiny", temporal_padding="causal", num_classes=len(dataset.classes))
+    result = recognise_videos(net, dataset)
+    assert set(result["segments"]) == {v.entry.video for v in dataset.videos}
+    assert 0.0 <= result["scores"].mean_jaccard <= 1.0
+    with pytest.raises(ValueError, match="window=None"):
+        recognise_videos(net, ConGDDataset(continuous_set, "valid", window=8, size=32))
