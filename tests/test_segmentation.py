@@ -39,7 +39,7 @@ def test_a_gesture_its_steps_frames_and_score():
 
 def test_hysteresis_keeps_a_flickering_gesture_whole():
     probs = steps((2, 5, 24, 0.9))
-    probs[10:20:2, 2] = 0.5  # dips below enter, not below exit
+    probs[10:20:2, [0, 2]] = 0.5  # "something happens" dips below enter, not below exit
     assert len(segment_steps(probs, SHARP)) == 1
     no_hysteresis = SegmenterSettings(enter=0.6, exit=0.6, smoothing=1, min_steps=1)
     assert len(segment_steps(probs, no_hysteresis)) == 6
@@ -70,3 +70,18 @@ def test_settings_are_checked():
         SegmenterSettings(enter=0.4, exit=0.6)
     with pytest.raises(ValueError, match="at least 1 step"):
         SegmenterSettings(smoothing=0)
+
+
+def test_a_gesture_starts_before_the_network_knows_which():
+    """Early steps of a gesture: the background gone, the classes not yet told apart."""
+    probs = steps((3, 8, 20, 0.9))
+    probs[5:8] = [0.1, 0.3, 0.2, 0.2, 0.1, 0.1]  # no class above 0.3, background 0.1
+    (found,) = segment_steps(probs, SHARP)
+    assert (found.first_step, found.last_step, found.label) == (5, 20, 3)
+
+
+def test_a_short_flicker_of_another_class_joins_the_gesture():
+    probs = steps((2, 4, 20, 0.9))
+    probs[10, [2, 4]] = [0.05, 0.85]  # one step of class 4 inside
+    (found,) = segment_steps(probs, SHARP)
+    assert (found.first_step, found.last_step, found.label) == (4, 20, 2)

@@ -163,6 +163,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for row in report["per_class"]:
         accuracy = "   n/a" if row["top1"] is None else f"{row['top1']:6.3f}"
         print(f"  {row['class']:<{width}}  {accuracy}  ({row['clips']} clips)")
+    continuous = report.get("continuous")
+    if continuous and "mean_jaccard_2017" in continuous:
+        c = continuous
+        print(
+            f"whole videos ({c['videos']}): mean Jaccard {c['mean_jaccard_2017']:.4f} (ConGD "
+            f"2017), {c['mean_jaccard_2014']:.4f} (2014); Levenshtein accuracy "
+            f"{c['levenshtein_accuracy']:.4f}; gestures found: {c['predictions']}"
+        )
     print(f"wrote {report['out']}/report.json and confusion.png")
     return 0
 

@@ -6,14 +6,19 @@ clips can name other classes as background too (Jester's "No gesture" and "Doing
 things"). The rules, in steps of the network (two frames each):
 
 * the probabilities are smoothed by a moving average over the last ``smoothing`` steps;
-* a gesture starts when a gesture class's smoothed probability reaches ``enter``, and goes on
-  while its probability stays at ``exit`` or above (hysteresis: ``exit`` < ``enter`` keeps a
-  flicker near the threshold from cutting a gesture in two); another class reaching ``enter``
-  above it ends it and starts the next (gestures back to back);
-* a gesture shorter than ``min_steps`` is dropped;
-* its score is the mean smoothed probability of its class over its steps.
+* "something is happening" is the smoothed probability of all gesture classes together
+  (1 - the background's): a stretch of gesture starts when it reaches ``enter`` and goes on
+  while it stays at ``exit`` or above (hysteresis: ``exit`` < ``enter`` keeps a flicker near
+  the threshold from cutting a gesture in two). Its start does not wait for the network to
+  know *which* gesture it is: early steps of a gesture are where it hesitates;
+* when the stretch ends, each of its steps takes the gesture class most probable there; weak
+  runs (shorter than ``min_steps``, or whose class never reaches ``enter``: the network
+  hesitating) join the run before them (the first ones, the next), and each run left is a
+  gesture (so gestures back to back, with no background between, come apart); a stretch
+  shorter than ``min_steps`` is dropped;
+* a gesture's score is the mean smoothed probability of its class over its steps.
 
-A gesture is emitted on the step its probability falls below ``exit``: at most ``smoothing``
+A gesture is emitted on the step the stretch falls below ``exit``: at most ``smoothing``
 steps (2 x smoothing frames) after the true end when the network's own probability drops at
 once, plus the network's own reaction time.
 """
@@ -81,40 +86,77 @@ class Segmenter:
     def reset(self) -> None:
         self._recent: deque[np.ndarray] = deque(maxlen=self.settings.smoothing)
         self._step = 0
-        self._active: int | None = None
-        self._first = 0
-        self._scores: list[float] = []
+        self._first: int | None = None  # the first step of the stretch going on
+        self._rows: list[np.ndarray] = []  # its smoothed gesture-class probabilities
 
     def update(self, probabilities: Sequence[float]) -> list[Gesture]:
         """The next step's probabilities (one per class); returns the gestures that ended."""
         s = self.settings
         self._recent.append(np.asarray(probabilities, dtype=np.float64))
         smooth = np.mean(self._recent, axis=0)
-        smooth[self.background] = -1.0  # only gesture classes can start or hold a gesture
-        best = int(smooth.argmax())
+        happening = 1.0 - smooth[self.background].sum()
+        smooth[self.background] = -1.0  # only gesture classes can name a gesture
         ended: list[Gesture] = []
-        if self._active is not None:
-            falls = smooth[self._active] < s.exit
-            overtaken = best != self._active and smooth[best] >= s.enter
-            if falls or overtaken:
-                ended += self._close(self._step - 1)
-        if self._active is None and smooth[best] >= s.enter:
-            self._active, self._first, self._scores = best, self._step, []
-        if self._active is not None:
-            self._scores.append(float(smooth[self._active]))
+        if self._first is not None and happening < s.exit:
+            ended = self._close()
+        elif self._first is None and happening >= s.enter:
+            self._first = self._step
+        if self._first is not None:
+            self._rows.append(smooth)
         self._step += 1
         return ended
 
     def finish(self) -> list[Gesture]:
         """The end of the stream: the gesture still going, if any."""
-        return self._close(self._step - 1) if self._active is not None else []
+        return self._close() if self._first is not None else []
 
-    def _close(self, last_step: int) -> list[Gesture]:
-        label, first, scores = self._active, self._first, self._scores
-        self._active = None
-        if last_step - first + 1 < self.settings.min_steps:
+    def _close(self) -> list[Gesture]:
+        first, rows = self._first, np.array(self._rows)
+        self._first, self._rows = None, []
+        if len(rows) < self.settings.min_steps:
             return []
-        return [Gesture(first, last_step, label, float(np.mean(scores)))]
+        labels = rows.argmax(axis=1)
+        runs: list[list[int]] = []  # [label, first index, last index]
+        for k, label in enumerate(labels):
+            if runs and runs[-1][0] == label:
+                runs[-1][2] = k
+            else:
+                runs.append([int(label), k, k])
+        strong = [
+            b - a + 1 >= self.settings.min_steps
+            and rows[a : b + 1, label].max() >= self.settings.enter
+            for label, a, b in runs
+        ]
+        runs = _merge_weak(runs, strong)
+        return [
+            Gesture(first + a, first + b, label, float(rows[a : b + 1, label].mean()))
+            for label, a, b in runs
+        ]
+
+
+def _merge_weak(runs: list[list[int]], strong: list[bool]) -> list[list[int]]:
+    """Weak runs (shorter than ``min_steps``, or whose class never reaches ``enter``: the
+    network hesitating) join the strong run before them, or the first strong one after them;
+    neighbours of the same label then become one. With no strong run, the stretch is one
+    gesture, of its longest run's class."""
+    if not any(strong):
+        longest = max(runs, key=lambda r: r[2] - r[1])
+        return [[longest[0], runs[0][1], runs[-1][2]]]
+    merged: list[list[int]] = []
+    pending_start = None  # weak runs before the first strong one
+    for (label, a, b), is_strong in zip(runs, strong, strict=True):
+        if not is_strong:
+            if merged:
+                merged[-1][2] = b
+            elif pending_start is None:
+                pending_start = a
+            continue
+        if merged and merged[-1][0] == label:
+            merged[-1][2] = b
+        else:
+            merged.append([label, a if pending_start is None else pending_start, b])
+            pending_start = None
+    return merged
 
 
 def segment_steps(

@@ -82,10 +82,14 @@ def ensure_synthetic_set(data, workers: int | None = None, log=print) -> bool:
         classes=None if data.synth.classes is None else tuple(data.synth.classes),
         frames=tuple(data.synth.frames),
     )
-    log(f"generating the synthetic gesture set at {root} ({spec.clips_per_class} clips/class)")
+    log(
+        f"generating the synthetic {'continuous ' if continuous else ''}gesture set at {root} "
+        f"({spec.clips_per_class} {'gestures' if continuous else 'clips'}/class)"
+    )
     started = time.perf_counter()
     counts = write_synthetic_set(root, spec, workers=workers or _cpu_count())
-    log(f"wrote {sum(counts.values())} clips in {time.perf_counter() - started:.0f} s")
+    unit = "continuous videos" if continuous else "clips"
+    log(f"wrote {sum(counts.values())} {unit} in {time.perf_counter() - started:.0f} s")
     return True
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from aclstm.config import RunConfig
-from aclstm.data.factory import build_dataset, ensure_synthetic_set, modality_mean
+from aclstm.data.factory import CONTINUOUS, build_dataset, ensure_synthetic_set, modality_mean
 from aclstm.models import GestureNet, GestureNetConfig, preset_config
 
 from . import distributed
@@ -145,9 +145,10 @@ def train(
         if main_process:
             (work_dir / "config.json").write_text(_json(config.as_dict()))
         settings = replace(train_settings(config), progress=progress)
+        unit = "windows" if config.data.dataset in CONTINUOUS else "clips"
         say(
             f"training {config.model.preset} ({'+'.join(model.config.cells())}) on "
-            f"{len(train_set)} clips, validating on {len(val_set)}, {len(train_set.classes)} "
+            f"{len(train_set)} {unit}, validating on {len(val_set)}, {len(train_set.classes)} "
             f"classes, {device}, {distributed.world_size()} process(es)"
         )
         return fit(
@@ -163,6 +164,31 @@ def train(
         )
     finally:
         distributed.shutdown()
+
+
+def _evaluate_videos(model, config: RunConfig, split: str, meta, predictions: Path) -> dict:
+    """Whole videos of a continuous split: gestures found (written as a ConGD list), mean
+    Jaccard (2017 and 2014) and Levenshtein accuracy."""
+    from aclstm.analysis.continuous import score_videos
+    from aclstm.data.congd import write_congd_list
+    from aclstm.recognition import recognise_videos
+
+    videos = build_dataset(config.data, split, meta["clip_len"], meta["size"], training=False)
+    videos.window = None  # whole videos, not windows
+    result = recognise_videos(model, videos)
+    write_congd_list(predictions, result["segments"].items())
+    scores = result["scores"]
+    if scores is None:
+        return {"videos": len(result["segments"]), "predictions": str(predictions)}
+    truth = {v.entry.video: v.entry.segments for v in videos.videos}
+    found = result["segments"]
+    return {
+        "videos": len(scores.videos),
+        "mean_jaccard_2017": scores.mean_jaccard,
+        "mean_jaccard_2014": score_videos(truth, found, "2014").mean_jaccard,
+        "levenshtein_accuracy": scores.levenshtein_accuracy,
+        "predictions": str(predictions),
+    }
 
 
 def _json(value) -> str:
@@ -242,6 +268,8 @@ def evaluate_checkpoint(
     }
     out = Path(out) if out is not None else checkpoint.parent / f"evaluate-{split}"
     out.mkdir(parents=True, exist_ok=True)
+    if config.data.dataset in CONTINUOUS:
+        report["continuous"] = _evaluate_videos(model, config, split, meta, out / "predictions.txt")
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     title = f"{checkpoint.name}, {split}: top-1 {report['top1']:.3f} over {report['clips']} clips"
     plot_confusion(result["confusion"], classes, out / "confusion.png", title)
