@@ -72,3 +72,31 @@ def test_an_untrained_network_runs_and_scores_within_bounds(continuous_set):
     assert 0.0 <= result["scores"].mean_jaccard <= 1.0
     with pytest.raises(ValueError, match="window=None"):
         recognise_videos(net, ConGDDataset(continuous_set, "valid", window=8, size=32))
+
+
+def test_training_and_evaluating_on_a_continuous_set(tmp_path, capsys):
+    """A causal tiny network trained per step on windows of the synthetic continuous set, then
+    evaluated on whole videos: the loop, the factory and the report, end to end."""
+    import json
+
+    from aclstm.cli import main
+
+    options = [
+        "--no-progress", "--cfg-options", "model.frames=8", "data.synth.clips_per_class=4",
+        "data.synth.classes=[0, 1, 4, 5]", "data.synth.frames=[12, 16]",
+        "data.synth.val_fraction=0.25", "data.windows_per_video=2", "train.epochs=1",
+        "train.batch_size=4", "train.amp=null", "train.channels_last=false",
+        f"data.root={json.dumps(str(tmp_path / 'data'))}",
+    ]  # fmt: skip
+    assert main(["train", "synth_continuous", "--work-dir", str(tmp_path / "run"), *options]) == 0
+    out = capsys.readouterr().out
+    assert "on 4 windows, validating on 1, 28 classes" in out  # 2 videos x 2 windows
+    meta = json.loads((tmp_path / "run/last/meta.json").read_text())
+    assert meta["classes"][0] == "background" and meta["network"]["temporal_padding"] == "causal"
+    assert main(["evaluate", str(tmp_path / "run/last"), "--no-progress", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    continuous = report["continuous"]
+    assert continuous["videos"] == 1 and 0.0 <= continuous["mean_jaccard_2017"] <= 1.0
+    assert continuous["mean_jaccard_2014"] <= continuous["mean_jaccard_2017"]
+    predictions = (tmp_path / "run/evaluate-val/predictions.txt").read_text()
+    assert predictions.startswith("valid/001/")

@@ -154,9 +154,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     )
     if args.json:
         return _print_json({k: v for k, v in report.items() if k != "confusion"})
+    unit = "steps of windows" if "continuous" in report else "clips"
     print(
         f"{report['split']}: top-1 {report['top1']:.4f}, top-5 {report['top5']:.4f}, "
-        f"loss {report['loss']:.4f} over {report['clips']} clips"
+        f"loss {report['loss']:.4f} over {report['clips']} {unit}"
         + (f" ({report['skipped']} unreadable clips skipped)" if report["skipped"] else "")
     )
     width = max(len(row["class"]) for row in report["per_class"])
