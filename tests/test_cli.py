@@ -32,6 +32,7 @@ COMMANDS = [
     "convert-keras",
     "visualize",
     "score",
+    "stream",
     "demo",
     "reproduce",
 ]

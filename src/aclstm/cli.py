@@ -254,6 +254,62 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _raw_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT, e.g. 640x480, got {text!r}"
+        ) from None
+    return width, height
+
+
+def _cmd_stream(args: argparse.Namespace) -> int:
+    import torch
+
+    from aclstm.analysis.segmentation import SegmenterSettings
+    from aclstm.data.congd import write_congd_list
+    from aclstm.live import GestureStream, open_source, run_stream
+    from aclstm.train.runner import load_model
+
+    torch.set_num_threads(args.threads)
+    model, meta = load_model(args.checkpoint)
+    if model.config.temporal_padding != "causal":
+        print(
+            f"note: {args.checkpoint} was trained with symmetric temporal padding; it streams "
+            "with causal padding (the same weights), less accurately than a causal network",
+            file=sys.stderr,
+        )
+    source = open_source(args.source, meta["size"], args.fps, args.raw_size)
+    settings = SegmenterSettings(args.enter, args.exit, args.smoothing, args.min_steps)
+    stream = GestureStream(model, meta, source.fps, settings)
+
+    def report(found) -> None:
+        print(json.dumps(found.as_dict()) if args.json else found.line(), flush=True)
+
+    summary = run_stream(source, stream, report)
+    end = "interrupted" if summary.interrupted else "ended"
+    print(
+        f"{source.name}: {end} after {summary.frames} frames in {summary.seconds:.1f} s "
+        f"({summary.frames / max(summary.seconds, 1e-9):.0f} frames/s), "
+        f"{len(summary.found)} gestures, {summary.dropped} frames dropped",
+        file=sys.stderr,
+    )
+    segments = [f.gesture.segment() for f in summary.found]
+    if args.congd:
+        write_congd_list(args.congd, [(args.name or source.name, segments)])
+    if args.timeline:
+        import numpy as np
+
+        from aclstm.analysis.timeline import save_stream_timeline
+
+        save_stream_timeline(
+            args.timeline, np.array(stream.probabilities), segments, meta["classes"],
+            source.fps, title=f"{source.name}: {len(segments)} gestures",
+        )  # fmt: skip
+    return 130 if summary.interrupted else 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from aclstm.demo import run_demo
 
@@ -487,6 +543,33 @@ def build_parser() -> argparse.ArgumentParser:
         "file or folder name without extension, or SPLIT-INDEX)",
     )
     visualize.set_defaults(func=_cmd_visualize)
+
+    stream = commands.add_parser(
+        "stream",
+        help="find and name gestures in a video, a folder of frames, a camera or a pipe, live",
+        description="Run a checkpoint over SOURCE frame by frame, carrying the network's state "
+        "(a causal network; others stream with causal padding, less accurately), and print "
+        "each gesture once it has ended: START-END  CLASS  SCORE. SOURCE: a video file (any "
+        "container FFmpeg opens), a folder of JPEG frames, a camera (camera:0, /dev/video0), "
+        "or - for raw rgb24 frames on stdin, e.g. ffmpeg -i in.mp4 -f rawvideo -pix_fmt "
+        "rgb24 -s 320x240 - | aclstm stream CKPT - --raw-size 320x240 --fps 10. A live "
+        "camera's frames that come while the model is behind are dropped and counted. "
+        "Ctrl-C ends it cleanly (exit status 130).",
+    )
+    stream.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint folder")
+    stream.add_argument("source", metavar="SOURCE", help="video, frame folder, camera:N or -")
+    stream.add_argument("--json", action="store_true", help="a JSON object per gesture")
+    stream.add_argument("--congd", metavar="FILE", help="write the gestures as a ConGD list line")
+    stream.add_argument("--name", help="the video's name in the --congd line (the file's stem)")
+    stream.add_argument("--timeline", metavar="PNG", help="draw probabilities and gestures")
+    stream.add_argument("--fps", type=float, help="frame rate of a frame folder or a pipe (10)")
+    stream.add_argument("--raw-size", type=_raw_size, metavar="WxH", help="frames on stdin")
+    stream.add_argument("--threads", type=_positive_int, default=1, help="torch threads (1)")
+    stream.add_argument("--enter", type=float, default=0.6, help="gesture starts (0.6)")
+    stream.add_argument("--exit", type=float, default=0.4, help="gesture ends (0.4)")
+    stream.add_argument("--smoothing", type=_positive_int, default=3, help="steps averaged (3)")
+    stream.add_argument("--min-steps", type=_positive_int, default=3, help="shortest gesture (3)")
+    stream.set_defaults(func=_cmd_stream)
 
     score = commands.add_parser(
         "score",

@@ -15,7 +15,12 @@ from .report import pyplot
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["draw_contact_sheet", "save_contact_sheet"]
+__all__ = [
+    "draw_contact_sheet",
+    "draw_stream_timeline",
+    "save_contact_sheet",
+    "save_stream_timeline",
+]
 
 
 def _label_at(segments: Sequence[Segment], frame: int) -> int:
@@ -71,5 +76,53 @@ def save_contact_sheet(path: str | Path, *args, dpi: int = 110, **kwargs) -> Pat
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    pyplot().close(fig)
+    return path
+
+
+def draw_stream_timeline(
+    probabilities: np.ndarray,
+    found: Sequence[Segment],
+    classes: Sequence[str],
+    fps: float,
+    truth: Sequence[Segment] | None = None,
+    title: str = "",
+) -> Figure:
+    """Per-step probabilities (T', classes) over time, one line per class that was found or
+    is true, the gestures found shaded with their names, and the truth as bars below."""
+    plt = pyplot()
+    colours = plt.get_cmap("tab20")
+    fig, (ax, bars) = plt.subplots(
+        2, 1, figsize=(12, 3.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    times = (2 * np.arange(len(probabilities)) + 1) / fps  # step t ends on frame 2t + 1
+    shown = sorted({s.label for s in found} | {s.label for s in truth or ()})
+    for label in shown:
+        ax.plot(times, probabilities[:, label], color=colours(label % 20), lw=1.2,
+                label=classes[label])  # fmt: skip
+    for s in found:
+        ax.axvspan((s.start - 1) / fps, s.end / fps, color=colours(s.label % 20), alpha=0.15)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("probability")
+    if shown:
+        ax.legend(fontsize=6, ncol=4, loc="upper right")
+    for row, segments in enumerate((found, truth or ())):
+        for s in segments:
+            bars.barh(row, (s.end - s.start + 1) / fps, left=(s.start - 1) / fps,
+                      color=colours(s.label % 20))  # fmt: skip
+    bars.set_yticks([0, 1], ["found", "truth"] if truth is not None else ["found", ""])
+    bars.set_xlabel("time (s)")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def save_stream_timeline(path: str | Path, *args, **kwargs) -> Path:
+    """:func:`draw_stream_timeline` written to ``path`` (PNG)."""
+    fig = draw_stream_timeline(*args, **kwargs)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
     pyplot().close(fig)
     return path

@@ -22,6 +22,7 @@ from .io import DataError
 __all__ = [
     "VIDEO_SUFFIXES",
     "VideoInfo",
+    "decode_frames",
     "iter_video",
     "probe_video",
     "read_video",
@@ -92,7 +93,9 @@ def scaled_size(height: int, width: int, min_side: int) -> tuple[int, int]:
     return height, width
 
 
-def _frames(container, stream, min_side: int) -> Iterator[np.ndarray]:
+def decode_frames(container, stream, min_side: int = 0) -> Iterator[np.ndarray]:
+    """The frames of ``stream`` of an open ``container`` (a file, a camera), one at a time,
+    uint8 RGB, scaled down as decoded where ``min_side`` > 0 (see :func:`scaled_size`)."""
     stream.thread_type = "AUTO"
     for frame in container.decode(stream):
         h, w = scaled_size(frame.height, frame.width, min_side)
@@ -106,7 +109,7 @@ def iter_video(path: str | Path, min_side: int = 0) -> Iterator[np.ndarray]:
     """The frames of the first video stream, one at a time, as uint8 RGB (H, W, 3), scaled
     down as they are decoded where ``min_side`` > 0 (see :func:`scaled_size`)."""
     with _video_stream(path) as (container, stream):
-        yield from _frames(container, stream, min_side)
+        yield from decode_frames(container, stream, min_side)
 
 
 def read_video_frames(path: str | Path, indices: Sequence[int], min_side: int = 0) -> np.ndarray:
@@ -119,7 +122,7 @@ def read_video_frames(path: str | Path, indices: Sequence[int], min_side: int = 
     kept: dict[int, np.ndarray] = {}
     last = None
     with _video_stream(path) as (container, stream):
-        for k, frame in enumerate(_frames(container, stream, min_side)):
+        for k, frame in enumerate(decode_frames(container, stream, min_side)):
             last = frame
             if k in wanted:
                 kept[k] = frame

@@ -1,0 +1,219 @@
+"""Find and name gestures as a video plays: a file, a folder of frames, a camera or a pipe.
+
+:func:`open_source` gives the frames one at a time with their time; :class:`GestureStream`
+preprocesses each as the checkpoint was trained, pushes it through the network's
+:class:`~aclstm.models.streaming.Streamer` and hands the per-step probabilities to a
+:class:`~aclstm.analysis.segmentation.Segmenter`, which reports each gesture once it has ended.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import torch
+
+from aclstm.analysis.segmentation import Gesture, Segmenter, SegmenterSettings
+from aclstm.data.clips import frame_files
+from aclstm.data.io import DataError, read_jpeg
+from aclstm.data.transforms import prepare_clip
+from aclstm.data.video import decode_frames, iter_video, probe_video
+from aclstm.models import GestureNet
+from aclstm.recognition import background_classes
+
+__all__ = ["FrameSource", "GestureStream", "format_time", "open_source"]
+
+_CAMERA_FORMATS = {"linux": "v4l2", "darwin": "avfoundation", "win32": "dshow"}
+
+
+@dataclass
+class FrameSource:
+    """Frames (uint8 H x W x 3) one at a time, the rate they come at, and whether they come
+    live (a camera: frames the model falls behind on are dropped, not queued)."""
+
+    frames: Iterator[np.ndarray]
+    fps: float
+    live: bool = False
+    name: str = "stream"
+
+
+def _camera_frames(container, stream, min_side: int) -> Iterator[np.ndarray]:
+    try:
+        yield from decode_frames(container, stream, min_side)
+    finally:
+        container.close()
+
+
+def _camera(source: str, min_side: int) -> FrameSource:
+    device = source.removeprefix("camera:") if source.startswith("camera:") else source
+    fmt = _CAMERA_FORMATS.get(sys.platform, "v4l2")
+    if fmt == "v4l2" and device.isdigit():
+        device = f"/dev/video{device}"
+    try:
+        container = av.open(device, format=fmt)
+    except (av.error.FFmpegError, OSError) as err:
+        raise DataError(source, f"no camera there ({fmt}: {err})") from None
+    stream = container.streams.video[0]
+    fps = float(stream.average_rate or 30)
+    return FrameSource(_camera_frames(container, stream, min_side), fps, live=True, name="camera")
+
+
+def _stdin(width: int, height: int, fps: float) -> FrameSource:
+    """Raw rgb24 frames on standard input, ``width`` x ``height`` each."""
+    size = width * height * 3
+
+    def frames() -> Iterator[np.ndarray]:
+        pipe = sys.stdin.buffer
+        while chunk := pipe.read(size):
+            if len(chunk) < size:
+                raise DataError("-", f"the last frame on stdin has {len(chunk)} of {size} bytes")
+            yield np.frombuffer(chunk, np.uint8).reshape(height, width, 3)
+
+    return FrameSource(frames(), fps, name="stdin")
+
+
+def open_source(
+    source: str,
+    min_side: int = 0,
+    fps: float | None = None,
+    raw_size: tuple[int, int] | None = None,
+) -> FrameSource:
+    """A video file (any FFmpeg opens), a folder of JPEG frames (``fps``, default 10), a camera
+    (``camera:0``, ``/dev/video0``), or ``-``: raw rgb24 frames of ``raw_size`` (width, height)
+    piped on stdin. Video frames are scaled down as decoded to sides >= ``min_side``."""
+    if source == "-":
+        if raw_size is None:
+            raise ValueError("reading frames from stdin needs their size (--raw-size WxH)")
+        return _stdin(*raw_size, fps or 10.0)
+    if source.startswith("camera:") or source.startswith("/dev/video"):
+        return _camera(source, min_side)
+    path = Path(source)
+    if path.is_dir():
+        files = frame_files(path)
+        return FrameSource((read_jpeg(f, min_side) for f in files), fps or 10.0, name=path.name)
+    info = probe_video(path)
+    return FrameSource(iter_video(path, min_side), fps or info.fps or 10.0, name=path.stem)
+
+
+def format_time(seconds: float) -> str:
+    minutes, seconds = divmod(seconds, 60)
+    return f"{int(minutes):02d}:{seconds:05.2f}"
+
+
+@dataclass
+class Found:
+    """A gesture found in a stream: its frames (1-based, inclusive), times and class."""
+
+    gesture: Gesture
+    name: str
+    start_time: float
+    end_time: float
+
+    def line(self) -> str:
+        return (
+            f"{format_time(self.start_time)}-{format_time(self.end_time)}  {self.name}  "
+            f"{self.gesture.score:.2f}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        start, end = self.gesture.frames()
+        return {
+            "start_frame": start,
+            "end_frame": end,
+            "start": round(self.start_time, 3),
+            "end": round(self.end_time, 3),
+            "class": self.name,
+            "label": self.gesture.label,
+            "score": round(self.gesture.score, 4),
+        }
+
+
+@dataclass
+class GestureStream:
+    """A checkpoint's network on a stream: ``feed(frame)`` returns the gestures that ended."""
+
+    model: GestureNet
+    meta: dict[str, Any]
+    fps: float
+    settings: SegmenterSettings = field(default_factory=SegmenterSettings)
+
+    def __post_init__(self) -> None:
+        if self.model.config.temporal_padding != "causal":  # same weights, causal padding
+            causal = GestureNet(replace(self.model.config, temporal_padding="causal"))
+            causal.load_state_dict(self.model.state_dict())
+            self.model = causal
+        self.model.eval()
+        self.streamer = self.model.streamer()
+        self.segmenter = Segmenter(self.settings, background_classes(self.meta["classes"]))
+        self.probabilities: list[np.ndarray] = []  # every step's, for a timeline
+        self.frames = 0
+
+    def _found(self, gestures: list[Gesture]) -> list[Found]:
+        out = []
+        for g in gestures:
+            start, end = g.frames()
+            name = self.meta["classes"][g.label]
+            out.append(Found(g, name, (start - 1) / self.fps, end / self.fps))
+        return out
+
+    def feed(self, frame: np.ndarray) -> list[Found]:
+        clip = torch.from_numpy(np.ascontiguousarray(frame))[None, ..., : len(self.meta["mean"])]
+        clip = prepare_clip(
+            clip, self.meta["size"], self.meta["mean"], False,
+            preprocessing=self.meta.get("preprocessing", "default"),
+            center=self.meta.get("center", "dataset"),
+        )  # fmt: skip
+        self.frames += 1
+        logits = self.streamer.push(clip[None])
+        found: list[Gesture] = []
+        for step in logits[0].float().softmax(dim=-1).numpy():
+            self.probabilities.append(step)
+            found += self.segmenter.update(step)
+        return self._found(found)
+
+    def finish(self) -> list[Found]:
+        """The end of the stream: a gesture still going is closed and reported."""
+        return self._found(self.segmenter.finish())
+
+
+@dataclass
+class StreamSummary:
+    found: list[Found]
+    frames: int
+    dropped: int
+    seconds: float
+    interrupted: bool
+
+
+def run_stream(source: FrameSource, stream: GestureStream, report=lambda found: None):
+    """Feed ``stream`` every frame of ``source``, calling ``report`` with each gesture as it is
+    found. A live source's frames that come while the model is behind are dropped and
+    counted (never queued without bound). Ctrl-C ends the stream cleanly: the gesture going on
+    is closed, and everything found is returned."""
+    import time
+
+    found: list[Found] = []
+    received = dropped = 0
+    interrupted = False
+    start = time.perf_counter()
+    try:
+        for frame in source.frames:
+            received += 1
+            behind = time.perf_counter() - start - received / source.fps
+            if source.live and behind > 1.0 / source.fps:
+                dropped += 1
+                continue
+            for item in stream.feed(frame):
+                found.append(item)
+                report(item)
+    except KeyboardInterrupt:
+        interrupted = True
+    for item in stream.finish():
+        found.append(item)
+        report(item)
+    return StreamSummary(found, received, dropped, time.perf_counter() - start, interrupted)

@@ -1,0 +1,119 @@
+"""aclstm stream: a video file, a folder of frames, a pipe; lines, JSON, ConGD and timeline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from aclstm.cli import main
+from aclstm.data import read_congd_segments
+from aclstm.data.synth_continuous import render_continuous
+from aclstm.data.video import write_video
+from aclstm.live import FrameSource, GestureStream, format_time, run_stream
+from aclstm.models import create
+from aclstm.train.checkpoint import save_checkpoint
+
+CLASSES = ["background", "Swiping Left", "Swiping Right"]
+
+
+def _meta(net) -> dict:
+    return {
+        "format": 1, "classes": CLASSES, "network": net.config.as_dict(), "preset": "tiny",
+        "cell": "gated", "modality": "rgb", "mean": [0.0, 0.0, 0.0], "preprocessing": "default",
+        "center": "frame", "clip_len": 8, "size": 32, "config": {},
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A causal tiny network with a background class, at its initial weights: what these
+    tests check is the plumbing around it, not what it finds."""
+    torch.manual_seed(0)
+    net = create("tiny", temporal_padding="causal", num_classes=3, size=32, frames=8)
+    folder = tmp_path_factory.mktemp("ckpt") / "last"
+    save_checkpoint(folder, net, _meta(net))
+    return folder
+
+
+def _video(tmp_path, frames: int = 24) -> str:
+    video = render_continuous((0, 1), classes=(0, 1), frames=(8, 10), depth=False)
+    path = tmp_path / "phone.mov"
+    write_video(path, video.frames[:frames])
+    return str(path)
+
+
+def test_format_time():
+    assert format_time(3.2) == "00:03.20" and format_time(64.5) == "01:04.50"
+
+
+def test_a_stream_of_a_file_ends_with_what_it_found(checkpoint, tmp_path, capsys):
+    path = _video(tmp_path)
+    congd, timeline = tmp_path / "found.txt", tmp_path / "timeline.png"
+    args = ["stream", str(checkpoint), path, "--congd", str(congd), "--timeline", str(timeline)]
+    assert main([*args, "--name", "valid/001/00001", "--min-steps", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "phone: ended after 24 frames" in err and "0 frames dropped" in err
+    (entry,) = read_congd_segments(congd)
+    assert entry.video == "valid/001/00001"
+    assert timeline.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_json_lines_and_a_folder_of_frames(checkpoint, tmp_path, capsys):
+    import simplejpeg
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(10):
+        image = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        (frames / f"{k:05d}.jpg").write_bytes(simplejpeg.encode_jpeg(image))
+    assert main(["stream", str(checkpoint), str(frames), "--json", "--fps", "5"]) == 0
+    out, err = capsys.readouterr()
+    assert "frames: ended after 10 frames" in err
+    for line in out.splitlines():
+        found = json.loads(line)
+        assert {"start", "end", "class", "score", "start_frame", "end_frame"} <= set(found)
+
+
+def test_raw_frames_piped_on_stdin(checkpoint, tmp_path):
+    frames = np.random.default_rng(1).integers(0, 255, (6, 40, 56, 3), dtype=np.uint8)
+    done = subprocess.run(
+        [sys.executable, "-m", "aclstm", "stream", str(checkpoint), "-", "--raw-size", "56x40"],
+        input=frames.tobytes(),
+        capture_output=True,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"stdin: ended after 6 frames" in done.stderr
+
+
+def test_a_stream_that_ends_mid_gesture_reports_it():
+    torch.manual_seed(0)
+    net = create("tiny", temporal_padding="causal", num_classes=3).eval()
+    with torch.no_grad():
+        net.classifier.weight.zero_()
+        net.classifier.bias.copy_(torch.tensor([-5.0, 5.0, 0.0]))  # always "Swiping Left"
+    stream = GestureStream(net, _meta(net), fps=10.0)
+    source = FrameSource(iter([np.zeros((32, 32, 3), np.uint8)] * 12), fps=10.0)
+    summary = run_stream(source, stream)
+    (found,) = summary.found  # closed at the end of the stream
+    assert found.name == "Swiping Left" and found.gesture.frames() == (1, 11)
+
+
+def test_missing_camera_and_unsized_pipe_are_refused(checkpoint, capsys):
+    assert main(["stream", str(checkpoint), "camera:9"]) == 2
+    assert "camera:9: no camera there" in capsys.readouterr().err
+    assert main(["stream", str(checkpoint), "-"]) == 2
+    assert "needs their size (--raw-size WxH)" in capsys.readouterr().err
+
+
+def test_a_model_without_background_is_refused(tmp_path, capsys):
+    net = create("tiny", temporal_padding="causal", num_classes=2, size=32, frames=8)
+    meta = {**_meta(net), "classes": ["Swiping Left", "Swiping Right"]}
+    save_checkpoint(tmp_path / "ckpt", net, meta)
+    assert main(["stream", str(tmp_path / "ckpt"), _video(tmp_path, 6)]) == 2
+    assert "no background class" in capsys.readouterr().err
