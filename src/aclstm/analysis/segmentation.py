@@ -39,6 +39,9 @@ __all__ = ["FRAMES_PER_STEP", "Gesture", "Segmenter", "SegmenterSettings", "segm
 
 @dataclass(frozen=True)
 class SegmenterSettings:
+    """The thresholds on "something is happening" (``enter`` to start a gesture, ``exit`` to
+    end it), the steps averaged (``smoothing``) and the shortest gesture (``min_steps``)."""
+
     enter: float = 0.6
     exit: float = 0.4
     smoothing: int = 3
