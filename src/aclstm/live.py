@@ -26,7 +26,15 @@ from aclstm.data.video import decode_frames, iter_video, probe_video
 from aclstm.models import GestureNet
 from aclstm.recognition import background_classes
 
-__all__ = ["FrameSource", "GestureStream", "format_time", "open_source"]
+__all__ = [
+    "Found",
+    "FrameSource",
+    "GestureStream",
+    "StreamSummary",
+    "format_time",
+    "open_source",
+    "run_stream",
+]
 
 _CAMERA_FORMATS = {"linux": "v4l2", "darwin": "avfoundation", "win32": "dshow"}
 
