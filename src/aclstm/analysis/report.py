@@ -31,6 +31,15 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path: str | Path, dpi: int = 110, tight: bool = False) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (its folder made if missing) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight" if tight else None)
+    pyplot().close(fig)
+    return path
+
+
 MAX_LABELLED = 60  # classes a confusion figure labels one by one
 
 
@@ -62,10 +71,7 @@ def plot_confusion(confusion, classes: list[str], path: str | Path, title: str =
     ax.set_title(title or "confusion matrix (counts; colour: share of the true class)")
     fig.colorbar(image, ax=ax, fraction=0.04)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -91,7 +97,4 @@ def plot_curves(records: list[dict], path: str | Path) -> Path:
     acc_ax.set_ylim(0, 1.02)
     acc_ax.legend()
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

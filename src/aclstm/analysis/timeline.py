@@ -10,7 +10,7 @@ import numpy as np
 
 from aclstm.data.congd import Segment
 
-from .report import pyplot
+from .report import pyplot, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -72,12 +72,7 @@ def draw_contact_sheet(
 
 def save_contact_sheet(path: str | Path, *args, dpi: int = 110, **kwargs) -> Path:
     """:func:`draw_contact_sheet` written to ``path`` (PNG)."""
-    fig = draw_contact_sheet(*args, **kwargs)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    pyplot().close(fig)
-    return path
+    return save_figure(draw_contact_sheet(*args, **kwargs), path, dpi, tight=True)
 
 
 def draw_stream_timeline(
@@ -120,9 +115,4 @@ def draw_stream_timeline(
 
 def save_stream_timeline(path: str | Path, *args, **kwargs) -> Path:
     """:func:`draw_stream_timeline` written to ``path`` (PNG)."""
-    fig = draw_stream_timeline(*args, **kwargs)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    pyplot().close(fig)
-    return path
+    return save_figure(draw_stream_timeline(*args, **kwargs), path)

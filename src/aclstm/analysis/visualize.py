@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from aclstm.models.layers import tf_same_pads
 from aclstm.models.res3d import Res3D
 
-from .report import pyplot
+from .report import pyplot, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -241,10 +241,4 @@ def save_visualization(
     source: str = "",
 ) -> Path:
     """Draw Fig. 3 into a PNG file."""
-    plt = pyplot()
-    fig = draw_visualization(vis, classes, label, source)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(draw_visualization(vis, classes, label, source), path, tight=True)
