@@ -100,6 +100,12 @@ class ClipDataset(Dataset):
     _mirror: list[int] | None = None  # label of each class's mirror image; None: no flip
 
     @property
+    def decode_min_side(self) -> int:
+        """The side frames are decoded down to (no smaller): the clip's size, or 0 (full
+        resolution) for the released preprocessing."""
+        return 0 if self.preprocessing == "released" else self.size
+
+    @property
     def horizontal_flip(self) -> bool:
         return self._mirror is not None
 
@@ -130,7 +136,7 @@ class ClipDataset(Dataset):
 
     def read_frames(self, record: ClipRecord, rng: random.Random) -> np.ndarray:
         """The sampled frames of one clip, uint8 (T, H, W, 3)."""
-        min_side = 0 if self.preprocessing == "released" else self.size  # 0: full resolution
+        min_side = self.decode_min_side
         if record.is_video:  # only the sampled frames are kept, scaled down as decoded
             n = record.num_frames or probe_video(record.source).frames
             picks = sample_indices(n, self.clip_len, self.training, rng)

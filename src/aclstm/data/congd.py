@@ -258,7 +258,7 @@ class ConGDDataset(ClipDataset):
         """The frames of item ``index`` as uint8 (T, H, W, C), where they start in the video
         (0-based) and the video's length."""
         record = self.records[index]
-        min_side = 0 if self.preprocessing == "released" else self.size
+        min_side = self.decode_min_side
         if record.is_video:  # only the window's frames are kept, scaled down as decoded
             n = probe_video(record.source).frames
             start, stop = self._span(n, rng)
