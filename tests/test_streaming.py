@@ -163,3 +163,14 @@ def test_a_run_config_builds_a_causal_network_that_streams():
     net = build_model(config, num_classes=3).eval()
     assert net.config.temporal_padding == "causal"
     assert net.streamer().push(torch.randn(1, 3, 2, 32, 32)).shape == (1, 1, 3)
+
+
+def test_a_streamed_strided_convolution_refuses_frames_that_complete_nothing():
+    from aclstm.models.layers import Conv3d, StreamBuffer
+
+    conv = Conv3d(2, 2, 3, (2, 1, 1), padding=1, causal=True).eval()
+    conv.stream = StreamBuffer(next_index=1)  # the next frame, 1, ends no output of stride 2
+    with pytest.raises(ValueError, match="complete none of its outputs"):
+        conv(torch.randn(1, 2, 1, 4, 4))
+    conv.stream = StreamBuffer(next_index=1)
+    assert conv(torch.randn(1, 2, 2, 4, 4)).shape == (1, 2, 1, 4, 4)  # frame 2 ends one

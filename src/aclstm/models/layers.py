@@ -102,7 +102,7 @@ class Conv3d(_TFSame, nn.Conv3d):
 
     While ``stream`` holds a :class:`StreamBuffer`, a causal convolution takes its input as
     the next frames of a stream: the buffer's frames stand in for the zero padding, and only
-    the outputs of the new frames come out (none, when a stride skips them all)."""
+    the outputs of the new frames come out (they must complete at least one)."""
 
     def __init__(self, *args, causal: bool = False, **kwargs) -> None:
         if causal and not kwargs.get("tf_same"):
@@ -141,22 +141,16 @@ class Conv3d(_TFSame, nn.Conv3d):
         short = x.shape[2] < 3
         if self.causal:
             x = self.causal_window(x)
-            if x.shape[2] < self.kernel_size[0]:  # streaming: no output in these frames
-                return self._no_frames(x)
+            if x.shape[2] < self.kernel_size[0]:
+                raise ValueError(
+                    "a streamed convolution was fed frames that complete none of its outputs "
+                    "(the Streamer holds such frames back until they do)"
+                )
         x = self.pad_input(x)
         if short and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             with torch.autocast("cpu", enabled=False):
                 return super().forward(x.float())
         return super().forward(x)
-
-    def _no_frames(self, x: Tensor) -> Tensor:
-        """An output of 0 frames, shaped as this convolution's outputs (found on the meta
-        device: no arithmetic)."""
-        probe = torch.empty((*x.shape[:2], self.kernel_size[0], *x.shape[3:]), device="meta")
-        weight = self.weight.to("meta")
-        shape = list(self._conv_forward(self.pad_input(probe).to(weight.dtype), weight, None).shape)
-        shape[2] = 0
-        return x.new_empty(shape)
 
 
 def reset_weights(module: nn.Module, kernel_init: Callable[[nn.Module], object]) -> None:
