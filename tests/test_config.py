@@ -130,3 +130,13 @@ def test_skip_nonfinite_reaches_the_training_settings():
     assert settings.skip_nonfinite and settings.nonfinite_limit == 3
     with pytest.raises(ConfigError, match=r"skip_nonfinite = 1: expected bool, got int"):
         load_config(None, ["train.skip_nonfinite=1"])
+
+
+def test_congd_config_streams_and_fine_tunes_from_isogd():
+    config = load_config(SHIPPED_CONFIGS / "congd_rgb.toml")
+    assert config.model.overrides["temporal_padding"] == "causal"
+    assert config.model.overrides["frames"] == 32 and config.model.preset == "paper"
+    assert config.data.dataset == "congd" and config.data.windows_per_video == 2
+    assert config.train.init_from == "runs/isogd_rgb/best"
+    net = build_model(config, num_classes=250)
+    assert net.config.temporal_padding == "causal" and net.config.lstm_hidden == 256
