@@ -117,3 +117,28 @@ def test_a_model_without_background_is_refused(tmp_path, capsys):
     save_checkpoint(tmp_path / "ckpt", net, meta)
     assert main(["stream", str(tmp_path / "ckpt"), _video(tmp_path, 6)]) == 2
     assert "no background class" in capsys.readouterr().err
+
+
+def test_render_draws_the_gesture_going_on(tmp_path):
+    import av
+
+    from aclstm.live import Renderer
+
+    def rendered(bias) -> list[float]:
+        """How far each rendered frame's top rows are from the plain grey frame."""
+        torch.manual_seed(0)
+        net = create("tiny", temporal_padding="causal", num_classes=3).eval()
+        with torch.no_grad():
+            net.classifier.weight.zero_()
+            net.classifier.bias.copy_(torch.tensor(bias))
+        frames = [np.full((40, 64, 3), 90, np.uint8)] * 10
+        path = tmp_path / f"{bias[0]}.mp4"
+        stream = GestureStream(net, _meta(net), 10.0)
+        run_stream(FrameSource(iter(frames), fps=10.0), stream, renderer=Renderer(path, 10.0))
+        with av.open(str(path)) as container:
+            decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        assert len(decoded) == 10 and decoded[0].shape == (40, 64, 3)
+        return [np.abs(f[:14].astype(int) - 90).mean() for f in decoded]
+
+    assert min(rendered([-5.0, 5.0, 0.0])) > 20  # "Swiping Left" throughout: a banner
+    assert max(rendered([5.0, -5.0, 0.0])) < 5  # the background throughout: none

@@ -269,7 +269,7 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 
     from aclstm.analysis.segmentation import SegmenterSettings
     from aclstm.data.congd import write_congd_list
-    from aclstm.live import GestureStream, open_source, run_stream
+    from aclstm.live import GestureStream, Renderer, open_source, run_stream
     from aclstm.train.runner import load_model
 
     torch.set_num_threads(args.threads)
@@ -280,14 +280,17 @@ def _cmd_stream(args: argparse.Namespace) -> int:
             "with causal padding (the same weights), less accurately than a causal network",
             file=sys.stderr,
         )
-    source = open_source(args.source, meta["size"], args.fps, args.raw_size)
+    # A rendered video shows the frames as they are; the network only needs them small.
+    min_side = 0 if args.render else meta["size"]
+    source = open_source(args.source, min_side, args.fps, args.raw_size)
     settings = SegmenterSettings(args.enter, args.exit, args.smoothing, args.min_steps)
     stream = GestureStream(model, meta, source.fps, settings)
 
     def report(found) -> None:
         print(json.dumps(found.as_dict()) if args.json else found.line(), flush=True)
 
-    summary = run_stream(source, stream, report)
+    renderer = Renderer(args.render, source.fps) if args.render else None
+    summary = run_stream(source, stream, report, renderer)
     end = "interrupted" if summary.interrupted else "ended"
     print(
         f"{source.name}: {end} after {summary.frames} frames in {summary.seconds:.1f} s "
@@ -549,7 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="find and name gestures in a video, a folder of frames, a camera or a pipe, live",
         description="Run a checkpoint over SOURCE frame by frame, carrying the network's state "
         "(a causal network; others stream with causal padding, less accurately), and print "
-        "each gesture once it has ended: START-END  CLASS  SCORE. SOURCE: a video file (any "
+        "each gesture once it has ended: START-END  CLASS  SCORE (--render draws the "
+        "gesture going on over each frame of a copy of the video). SOURCE: a video file (any "
         "container FFmpeg opens), a folder of JPEG frames, a camera (camera:0, /dev/video0), "
         "or - for raw rgb24 frames on stdin, e.g. ffmpeg -i in.mp4 -f rawvideo -pix_fmt "
         "rgb24 -s 320x240 - | aclstm stream CKPT - --raw-size 320x240 --fps 10. A live "
@@ -562,6 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--congd", metavar="FILE", help="write the gestures as a ConGD list line")
     stream.add_argument("--name", help="the video's name in the --congd line (the file's stem)")
     stream.add_argument("--timeline", metavar="PNG", help="draw probabilities and gestures")
+    stream.add_argument("--render", metavar="MP4", help="the video with the gesture drawn on it")
     stream.add_argument("--fps", type=float, help="frame rate of a frame folder or a pipe (10)")
     stream.add_argument("--raw-size", type=_raw_size, metavar="WxH", help="frames on stdin")
     stream.add_argument("--threads", type=_positive_int, default=1, help="torch threads (1)")

@@ -30,6 +30,7 @@ __all__ = [
     "Found",
     "FrameSource",
     "GestureStream",
+    "Renderer",
     "StreamSummary",
     "format_time",
     "open_source",
@@ -184,9 +185,53 @@ class GestureStream:
             found += self.segmenter.update(step)
         return self._found(found)
 
+    def now_showing(self) -> str:
+        """The gesture going on now, as "class 0.87", or "" when none is."""
+        current = self.segmenter.current()
+        if current is None:
+            return ""
+        label, probability = current
+        return f"{self.meta['classes'][label]} {probability:.2f}"
+
     def finish(self) -> list[Found]:
         """The end of the stream: a gesture still going is closed and reported."""
         return self._found(self.segmenter.finish())
+
+
+class Renderer:
+    """Writes the stream's frames to a video with the gesture going on (class and
+    probability) drawn in a banner over each: a picture of what the recogniser saw."""
+
+    def __init__(self, path: str | Path, fps: float) -> None:
+        self.path, self.fps = Path(path), fps
+        self._container = None
+        self._stream = None
+
+    def write(self, frame: np.ndarray, text: str) -> None:
+        from PIL import Image, ImageDraw
+
+        height, width = frame.shape[:2]
+        if self._container is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._container = av.open(str(self.path), "w")
+            codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+            self._stream = self._container.add_stream(codec, rate=round(self.fps))
+            self._stream.width, self._stream.height = width - width % 2, height - height % 2
+            self._stream.pix_fmt = "yuv420p"
+        image = Image.fromarray(
+            np.ascontiguousarray(frame[: self._stream.height, : self._stream.width])
+        )
+        if text:
+            draw = ImageDraw.Draw(image)
+            draw.rectangle((0, 0, image.width, 14), fill=(0, 0, 0))
+            draw.text((3, 1), text, fill=(255, 255, 0))
+        packet = self._stream.encode(av.VideoFrame.from_image(image))
+        self._container.mux(packet)
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.mux(self._stream.encode())
+            self._container.close()
 
 
 @dataclass
@@ -198,11 +243,16 @@ class StreamSummary:
     interrupted: bool
 
 
-def run_stream(source: FrameSource, stream: GestureStream, report=lambda found: None):
+def run_stream(
+    source: FrameSource,
+    stream: GestureStream,
+    report=lambda found: None,
+    renderer: Renderer | None = None,
+):
     """Feed ``stream`` every frame of ``source``, calling ``report`` with each gesture as it is
-    found. A live source's frames that come while the model is behind are dropped and
-    counted (never queued without bound). Ctrl-C ends the stream cleanly: the gesture going on
-    is closed, and everything found is returned."""
+    found (and drawing each frame with ``renderer``). A live source's frames that come while
+    the model is behind are dropped and counted (never queued without bound). Ctrl-C ends the
+    stream cleanly: the gesture going on is closed, and everything found is returned."""
     import time
 
     found: list[Found] = []
@@ -219,8 +269,13 @@ def run_stream(source: FrameSource, stream: GestureStream, report=lambda found: 
             for item in stream.feed(frame):
                 found.append(item)
                 report(item)
+            if renderer is not None:
+                renderer.write(frame, stream.now_showing())
     except KeyboardInterrupt:
         interrupted = True
+    finally:
+        if renderer is not None:
+            renderer.close()
     for item in stream.finish():
         found.append(item)
         report(item)

@@ -113,6 +113,13 @@ class Segmenter:
         """The end of the stream: the gesture still going, if any."""
         return self._close() if self._first is not None else []
 
+    def current(self) -> tuple[int, float] | None:
+        """While a gesture is going on: its most probable class now and that probability."""
+        if self._first is None:
+            return None
+        label = int(self._rows[-1].argmax())
+        return label, float(self._rows[-1][label])
+
     def _close(self) -> list[Gesture]:
         first, rows = self._first, np.array(self._rows)
         self._first, self._rows = None, []
