@@ -218,6 +218,22 @@ MUTATIONS = [
         "buffer.frames = torch.zeros_like(window[:, :, window.shape[2] - before :])",
         ("tests/test_streaming.py",),
     ),
+    Mutation(
+        "step-targets",
+        "each ConvLSTM step trained on the label of the frame after the one it ends on",
+        "src/aclstm/train/loop.py",
+        "targets = labels[:, ::FRAMES_PER_STEP][:, : logits.shape[1]]",
+        "targets = labels[:, 1::FRAMES_PER_STEP][:, : logits.shape[1]]",
+        ("tests/test_recognition.py",),
+    ),
+    Mutation(
+        "no-hysteresis",
+        "a gesture ends when 'something happens' drops below enter instead of exit",
+        "src/aclstm/analysis/segmentation.py",
+        "if self._first is not None and happening < s.exit:",
+        "if self._first is not None and happening < s.enter:",
+        ("tests/test_segmentation.py",),
+    ),
 ]
 
 

@@ -100,3 +100,22 @@ def test_training_and_evaluating_on_a_continuous_set(tmp_path, capsys):
     assert continuous["mean_jaccard_2014"] <= continuous["mean_jaccard_2017"]
     predictions = (tmp_path / "run/evaluate-val/predictions.txt").read_text()
     assert predictions.startswith("valid/001/")
+
+
+def test_each_step_is_trained_on_the_label_of_the_frame_it_ends_on():
+    from aclstm.train.loop import outputs_and_targets
+
+    class Steps(nn.Module):
+        def forward(self, clips, per_step=False):
+            assert per_step
+            return torch.zeros(clips.shape[0], (clips.shape[2] + 1) // 2, 4)
+
+    labels = torch.tensor([[0, 0, 3, 3, 3, 0, -1], [1, 2, 2, 2, 0, 0, 0]])
+    logits, targets = outputs_and_targets(Steps(), torch.zeros(2, 3, 7, 8, 8), labels)
+    assert logits.shape == (8, 4)
+    assert targets.tolist() == [0, 3, 3, -1, 1, 2, 0, 0]  # frames 0, 2, 4, 6 of each clip
+    clips = torch.ones(2, 1, 2, 2, 2)  # clip labels: the logits and labels as they are
+    clip_logits, clip_targets = outputs_and_targets(
+        lambda x: torch.zeros(x.shape[0], 5), clips, torch.tensor([1, 0])
+    )
+    assert clip_targets.tolist() == [1, 0] and clip_logits.shape == (2, 5)
