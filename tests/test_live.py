@@ -142,3 +142,23 @@ def test_render_draws_the_gesture_going_on(tmp_path):
 
     assert min(rendered([-5.0, 5.0, 0.0])) > 20  # "Swiping Left" throughout: a banner
     assert max(rendered([5.0, -5.0, 0.0])) < 5  # the background throughout: none
+
+
+def test_a_jester_style_model_writes_1_based_list_labels(tmp_path):
+    """Classes without a background at 0 (Jester's: 'No gesture' is one of them): a ConGD
+    list's labels start at 1, so class k is written as k + 1."""
+    from aclstm.recognition import list_label
+
+    assert list_label(["background", "Swiping Left"], 1) == 1
+    assert list_label(["Swiping Left", "No gesture"], 0) == 1
+    torch.manual_seed(0)
+    net = create("tiny", temporal_padding="causal", num_classes=2).eval()
+    with torch.no_grad():
+        net.classifier.weight.zero_()
+        net.classifier.bias.copy_(torch.tensor([5.0, -5.0]))  # "Swiping Left" throughout
+    meta = {**_meta(net), "classes": ["Swiping Left", "No gesture"]}
+    stream = GestureStream(net, meta, 10.0)
+    frames = [np.zeros((32, 32, 3), np.uint8)] * 8
+    (found,) = run_stream(FrameSource(iter(frames), fps=10.0), stream).found
+    assert found.name == "Swiping Left" and found.segment().label == 1
+    assert found.as_dict()["index"] == 0 and found.as_dict()["label"] == 1

@@ -298,7 +298,7 @@ def _cmd_stream(args: argparse.Namespace) -> int:
         f"{len(summary.found)} gestures, {summary.dropped} frames dropped",
         file=sys.stderr,
     )
-    segments = [f.gesture.segment() for f in summary.found]
+    segments = [f.segment() for f in summary.found]
     if args.congd:
         write_congd_list(args.congd, [(args.name or source.name, segments)])
     if args.timeline:
@@ -306,8 +306,9 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 
         from aclstm.analysis.timeline import save_stream_timeline
 
+        by_index = [f.gesture.segment() for f in summary.found]  # labels: the model's classes
         save_stream_timeline(
-            args.timeline, np.array(stream.probabilities), segments, meta["classes"],
+            args.timeline, np.array(stream.probabilities), by_index, meta["classes"],
             source.fps, title=f"{source.name}: {len(segments)} gestures",
         )  # fmt: skip
     return 130 if summary.interrupted else 0

@@ -20,11 +20,12 @@ import torch
 
 from aclstm.analysis.segmentation import Gesture, Segmenter, SegmenterSettings
 from aclstm.data.clips import frame_files
+from aclstm.data.congd import Segment
 from aclstm.data.io import DataError, read_jpeg
 from aclstm.data.transforms import prepare_clip
 from aclstm.data.video import decode_frames, iter_video, probe_video
 from aclstm.models import GestureNet
-from aclstm.recognition import background_classes
+from aclstm.recognition import background_classes, list_label
 
 __all__ = [
     "Found",
@@ -122,6 +123,11 @@ class Found:
     name: str
     start_time: float
     end_time: float
+    label: int  # in a ConGD list: see aclstm.recognition.list_label
+
+    def segment(self) -> Segment:
+        start, end = self.gesture.frames()
+        return Segment(start, end, self.label)
 
     def line(self) -> str:
         return (
@@ -137,7 +143,8 @@ class Found:
             "start": round(self.start_time, 3),
             "end": round(self.end_time, 3),
             "class": self.name,
-            "label": self.gesture.label,
+            "index": self.gesture.label,  # in the model's classes
+            "label": self.label,  # in a ConGD list
             "score": round(self.gesture.score, 4),
         }
 
@@ -166,8 +173,9 @@ class GestureStream:
         out = []
         for g in gestures:
             start, end = g.frames()
-            name = self.meta["classes"][g.label]
-            out.append(Found(g, name, (start - 1) / self.fps, end / self.fps))
+            classes = self.meta["classes"]
+            label = list_label(classes, g.label)
+            out.append(Found(g, classes[g.label], (start - 1) / self.fps, end / self.fps, label))
         return out
 
     def feed(self, frame: np.ndarray) -> list[Found]:

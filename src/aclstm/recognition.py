@@ -14,7 +14,7 @@ from aclstm.analysis.continuous import score_videos
 from aclstm.analysis.segmentation import SegmenterSettings, segment_steps
 from aclstm.data.congd import ConGDDataset, Segment
 
-__all__ = ["background_classes", "recognise_videos", "step_probabilities"]
+__all__ = ["background_classes", "list_label", "recognise_videos", "step_probabilities"]
 
 # Class names that mean "no gesture" in a model's classes: the continuous sets' class 0, and
 # Jester's two non-gestures, so a model trained on isolated Jester clips can be streamed too.
@@ -31,6 +31,13 @@ def background_classes(classes: Sequence[str]) -> list[int]:
             f"{', '.join(BACKGROUND_NAMES)}): it cannot tell where gestures start and end"
         )
     return found
+
+
+def list_label(classes: Sequence[str], index: int) -> int:
+    """The label a ConGD list gives class ``index`` of a model's ``classes``: the index
+    itself where class 0 is the background (as in the continuous data sets, whose list
+    labels are those indices), else index + 1 (a list's labels start at 1)."""
+    return index if classes[0].lower() == "background" else index + 1
 
 
 @torch.no_grad()
