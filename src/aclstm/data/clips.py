@@ -92,7 +92,7 @@ class ClipDataset(Dataset):
         self.epoch = 0
         self._rng: random.Random | None = None
         self._rng_worker: int | None = -1
-        self._frame_counts: dict[Path, int] = {}  # frames per clip folder, read from disk
+        self._frame_counts: dict[Path, int] = {}  # frames per folder or video, read from disk
 
     random_crop: bool = True
     preprocessing: str = "default"  # or "released": see transforms.PREPROCESSING
@@ -134,11 +134,17 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def video_frames(self, path: Path) -> int:
+        """The frames of a video, counted from its packets once per process."""
+        if path not in self._frame_counts:
+            self._frame_counts[path] = probe_video(path).frames
+        return self._frame_counts[path]
+
     def read_frames(self, record: ClipRecord, rng: random.Random) -> np.ndarray:
         """The sampled frames of one clip, uint8 (T, H, W, 3)."""
         min_side = self.decode_min_side
         if record.is_video:  # only the sampled frames are kept, scaled down as decoded
-            n = record.num_frames or probe_video(record.source).frames
+            n = record.num_frames or self.video_frames(record.source)
             picks = sample_indices(n, self.clip_len, self.training, rng)
             return read_video_frames(record.source, picks, min_side)
         if record.template is None:

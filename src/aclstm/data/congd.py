@@ -21,7 +21,7 @@ from .clips import ClipDataset, ClipRecord, frame_files
 from .io import DataError, read_jpegs, read_text_lines
 from .lists import isogd_classes
 from .transforms import MEANS, prepare_clip
-from .video import probe_video, read_video_frames
+from .video import read_video_frames
 
 __all__ = [
     "BACKGROUND",
@@ -260,7 +260,7 @@ class ConGDDataset(ClipDataset):
         record = self.records[index]
         min_side = self.decode_min_side
         if record.is_video:  # only the window's frames are kept, scaled down as decoded
-            n = probe_video(record.source).frames
+            n = self.video_frames(record.source)
             start, stop = self._span(n, rng)
             return read_video_frames(record.source, range(start, stop), min_side), start, n
         files = frame_files(record.source)
