@@ -56,8 +56,8 @@ def recognise_videos(
 ) -> dict[str, Any]:
     """Segment every whole video of ``dataset`` (``window=None``) and, where the list gives
     the truth, score: mean Jaccard (``variant``) and Levenshtein accuracy. Returns the found
-    segments per video (labels as the dataset's class indices, 1-based gestures) and the
-    scores (None without truth)."""
+    segments per video (labels as the dataset's class indices, 1-based gestures), the truth
+    of the videos that have it, and the scores (None without truth)."""
     if dataset.window is not None:
         raise ValueError("recognise whole videos: build the data set with window=None")
     model.eval()
@@ -73,4 +73,4 @@ def recognise_videos(
     scores = None
     if truth:
         scores = score_videos(truth, {k: v for k, v in found.items() if k in truth}, variant)
-    return {"segments": found, "scores": scores}
+    return {"segments": found, "truth": truth, "scores": scores}

@@ -180,8 +180,8 @@ def _evaluate_videos(model, config: RunConfig, split: str, meta, predictions: Pa
     scores = result["scores"]
     if scores is None:
         return {"videos": len(result["segments"]), "predictions": str(predictions)}
-    truth = {v.entry.video: v.entry.segments for v in videos.videos}
-    found = result["segments"]
+    truth = result["truth"]
+    found = {name: result["segments"][name] for name in truth}
     return {
         "videos": len(scores.videos),
         "mean_jaccard_2017": scores.mean_jaccard,
