@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from aclstm.data import collate_skipping
+from aclstm.data.congd import IGNORE
 from aclstm.models import FRAMES_PER_STEP, weight_decay_param_groups
 
 from . import distributed
@@ -129,7 +130,7 @@ def _to_device(clips: torch.Tensor, device: torch.device, channels_last: bool) -
 def outputs_and_targets(net, clips: torch.Tensor, labels: torch.Tensor):
     """Logits (N, classes) and their targets (N,): a clip's logits and label, or, for
     per-frame labels (B, T) (continuous videos), the logits of every ConvLSTM step with the
-    label of the frame the step ends on (frame 2t); targets of -1 are ignored."""
+    label of the frame the step ends on (frame 2t); targets IGNORE (-1) are left out."""
     if labels.dim() == 1:
         return net(clips), labels
     logits = net(clips, per_step=True)  # (B, T', classes)
@@ -168,7 +169,7 @@ def evaluate(
         clips, labels = _to_device(batch.clips, device, channels_last), batch.labels.to(device)
         with autocast(device, amp):
             logits, labels = outputs_and_targets(model, clips, labels)
-        known = labels >= 0
+        known = labels != IGNORE
         logits, labels = logits[known].float(), labels[known]
         if confusion is None:
             rows = num_classes or logits.shape[1]
@@ -468,7 +469,10 @@ def fit(
                 with autocast(device, s.amp):
                     logits, targets = outputs_and_targets(net, clips, labels)
                     loss = F.cross_entropy(
-                        logits.float(), targets, ignore_index=-1, label_smoothing=s.label_smoothing
+                        logits.float(),
+                        targets,
+                        ignore_index=IGNORE,
+                        label_smoothing=s.label_smoothing,
                     )
                 loss_value = loss.item()
                 skip = guard.skips(loss_value, epoch, step)
@@ -479,7 +483,7 @@ def fit(
                 totals[4] += 1 if main_process else 0  # all processes skip it: count it once
                 poisoned = True  # the optimiser step this micro-batch belongs to is dropped
             else:
-                known = targets >= 0
+                known = targets != IGNORE
                 totals[0] += loss_value * known.sum().item()
                 totals[1] += (logits.argmax(1) == targets)[known].sum().item()
                 totals[2] += known.sum().item()
