@@ -9,13 +9,14 @@ keeps only the frames asked for, and both can scale frames down as they are deco
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from .io import DataError
 
@@ -27,6 +28,7 @@ __all__ = [
     "probe_video",
     "read_video",
     "read_video_frames",
+    "rgb_converter",
     "write_video",
 ]
 
@@ -93,16 +95,29 @@ def scaled_size(height: int, width: int, min_side: int) -> tuple[int, int]:
     return height, width
 
 
+def rgb_converter(min_side: int = 0) -> Callable[[av.VideoFrame], np.ndarray]:
+    """A function from a decoded frame to uint8 RGB (H, W, 3), scaled down as it is converted
+    where ``min_side`` > 0 (see :func:`scaled_size`; one pass, area-averaged). Make one per
+    stream: it keeps FFmpeg's conversion context from frame to frame instead of building one
+    per frame, which costs more than decoding a small frame."""
+    reformatter = VideoReformatter()
+
+    def convert(frame: av.VideoFrame) -> np.ndarray:
+        h, w = scaled_size(frame.height, frame.width, min_side)
+        if (h, w) == (frame.height, frame.width):
+            return reformatter.reformat(frame, format="rgb24").to_ndarray()
+        return reformatter.reformat(frame, w, h, "rgb24", interpolation="AREA").to_ndarray()
+
+    return convert
+
+
 def decode_frames(container, stream, min_side: int = 0) -> Iterator[np.ndarray]:
     """The frames of ``stream`` of an open ``container`` (a file, a camera), one at a time,
     uint8 RGB, scaled down as decoded where ``min_side`` > 0 (see :func:`scaled_size`)."""
     stream.thread_type = "AUTO"
+    convert = rgb_converter(min_side)
     for frame in container.decode(stream):
-        h, w = scaled_size(frame.height, frame.width, min_side)
-        if (h, w) == (frame.height, frame.width):
-            yield frame.to_ndarray(format="rgb24")
-        else:  # scaled as it is converted to RGB: one pass, area-averaged
-            yield frame.reformat(w, h, "rgb24", interpolation="AREA").to_ndarray()
+        yield convert(frame)
 
 
 def iter_video(path: str | Path, min_side: int = 0) -> Iterator[np.ndarray]:
@@ -120,20 +135,25 @@ def read_video_frames(path: str | Path, indices: Sequence[int], min_side: int = 
         raise ValueError("read_video_frames needs at least one index")
     wanted = set(indices)
     kept: dict[int, np.ndarray] = {}
-    last = None
+    convert = rgb_converter(min_side)
     with _video_stream(path) as (container, stream):
-        for k, frame in enumerate(decode_frames(container, stream, min_side)):
+        stream.thread_type = "AUTO"
+        last = None
+        for k, frame in enumerate(container.decode(stream)):
             last = frame
-            if k in wanted:
-                kept[k] = frame
+            if k in wanted:  # only the frames kept are converted
+                kept[k] = convert(frame)
                 if len(kept) == len(wanted):
                     break
-    if last is None:
-        raise DataError(path, "the video has no frames")
-    shapes = {frame.shape for frame in kept.values()} | {last.shape}
+        if last is None:
+            raise DataError(path, "the video has no frames")
+        missing = wanted - kept.keys()
+        if missing:  # past the decoded end: the last frame stands in
+            kept.update(dict.fromkeys(missing, convert(last)))
+    shapes = {frame.shape for frame in kept.values()}
     if len(shapes) > 1:
         raise DataError(path, f"frames differ in size: {sorted(shapes)}")
-    return np.stack([kept.get(k, last) for k in indices])
+    return np.stack([kept[k] for k in indices])
 
 
 def read_video(path: str | Path, min_side: int = 0) -> list[np.ndarray]:
