@@ -227,6 +227,22 @@ MUTATIONS = [
         ("tests/test_recognition.py",),
     ),
     Mutation(
+        "stride-steps",
+        "a step of a strided network taken for two frames of the video, not 2 x stride",
+        "src/aclstm/analysis/segmentation.py",
+        "return max(1, f * self.first_step - f // 2 + 1), f * self.last_step + f // 2",
+        "return max(1, 2 * self.first_step), 2 * self.last_step + 1",
+        ("tests/test_recognition.py", "-k", "oracle"),
+    ),
+    Mutation(
+        "stride-labels",
+        "a strided window's labels taken from consecutive frames instead of its own",
+        "src/aclstm/data/congd.py",
+        "labels = labels[start : start + len(frames) * stride : stride]",
+        "labels = labels[start : start + len(frames)]",
+        ("tests/test_congd.py", "-k", "stride"),
+    ),
+    Mutation(
         "no-hysteresis",
         "a gesture ends when 'something happens' drops below enter instead of exit",
         "src/aclstm/analysis/segmentation.py",

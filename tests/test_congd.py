@@ -142,6 +142,21 @@ def test_windows_carry_their_frames_labels(tmp_path):
     assert _frame_numbers(ds[0][0]) == list(range(8, 14))  # evaluation: centred
 
 
+def test_a_frame_stride_takes_every_kth_frame_and_its_label(tmp_path):
+    _frame_set(tmp_path, "v/1 3,7:1 8,12:3\n")
+    ds = ConGDDataset(tmp_path, window=4, size=16, training=True, mean=(0, 0, 0), frame_stride=3)
+    labels_of = frame_labels(ds.videos[0].entry.segments, 20)
+    for epoch in range(6):
+        ds.set_epoch(epoch)
+        clip, labels = ds[0]
+        numbers = _frame_numbers(clip)  # a window of 4 frames spans 12
+        assert numbers == list(range(numbers[0], numbers[0] + 12, 3)) and numbers[-1] <= 20
+        assert labels.tolist() == [labels_of[n - 1] for n in numbers]
+    whole = ConGDDataset(tmp_path, size=16, training=False, mean=(0, 0, 0), frame_stride=3)
+    assert _frame_numbers(whole[0][0]) == [1, 4, 7, 10, 13, 16, 19]
+    assert whole.num_frames(0) == 20
+
+
 def test_short_video_padded_with_ignored_frames(tmp_path):
     _frame_set(tmp_path, "v/1 2,4:2\n", frames=5)
     ds = ConGDDataset(tmp_path, window=8, size=16, training=True, mean=(0, 0, 0), seed=0)
@@ -192,3 +207,12 @@ def test_video_files_read(tmp_path):
     assert clip.shape == (3, 12, 16, 16)
     assert labels.tolist() == [0, 9, 9, 9, 9, 9, 0, 0, 3, 3, 3, 3]
     assert np.allclose(_frame_numbers(clip), range(1, 13))
+
+
+def test_a_frame_stride_is_refused_for_isolated_clips():
+    from aclstm.config import DataConfig
+    from aclstm.data.factory import build_dataset
+
+    data = DataConfig(dataset="synth", root="anywhere", frame_stride=2)
+    with pytest.raises(ValueError, match=r"data\.frame_stride is for continuous videos"):
+        build_dataset(data, "train", 8, 32)

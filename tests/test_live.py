@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from aclstm.analysis.segmentation import SegmenterSettings
 from aclstm.cli import main
 from aclstm.data import read_congd_segments
 from aclstm.data.synth_continuous import render_continuous
@@ -102,6 +103,28 @@ def test_a_stream_that_ends_mid_gesture_reports_it():
     summary = run_stream(source, stream)
     (found,) = summary.found  # closed at the end of the stream
     assert found.name == "Swiping Left" and found.gesture.frames() == (1, 11)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_a_stream_sees_what_the_offline_network_sees(stride):
+    """Every stride-th frame, preprocessed one at a time, gives the per-step probabilities the
+    whole strided clip gives offline; found gestures are in the video's frames."""
+    from aclstm.data.transforms import prepare_clip
+    from aclstm.recognition import step_probabilities
+
+    torch.manual_seed(0)
+    net = create("tiny", temporal_padding="causal", num_classes=3, size=32).eval()
+    meta = {**_meta(net), "frame_stride": stride}
+    frames = np.random.default_rng(2).integers(0, 255, (17, 40, 48, 3), dtype=np.uint8)
+    stream = GestureStream(net, meta, fps=10.0, settings=SegmenterSettings(0.01, 0.01, 1, 1))
+    summary = run_stream(FrameSource(iter(frames), fps=10.0), stream)
+    clip = prepare_clip(
+        torch.from_numpy(frames[::stride]), 32, (0.0, 0.0, 0.0), False, center="frame"
+    )
+    offline = step_probabilities(net, clip)
+    assert np.allclose(np.array(stream.probabilities), offline, atol=1e-5)
+    (found,) = summary.found  # "something happening" from the first step to the last
+    assert (found.start_frame, found.end_frame) == (1, 17)
 
 
 def test_missing_camera_and_unsized_pipe_are_refused(checkpoint, capsys):

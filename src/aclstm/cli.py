@@ -302,14 +302,18 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     if args.congd:
         write_congd_list(args.congd, [(args.name or source.name, segments)])
     if args.timeline:
+        from dataclasses import replace
+
         import numpy as np
 
         from aclstm.analysis.timeline import save_stream_timeline
 
-        by_index = [f.gesture.segment() for f in summary.found]  # labels: the model's classes
+        # labels: the model's classes
+        by_index = [replace(f.segment(), label=f.gesture.label) for f in summary.found]
         save_stream_timeline(
             args.timeline, np.array(stream.probabilities), by_index, meta["classes"],
             source.fps, title=f"{source.name}: {len(segments)} gestures",
+            frames_per_step=stream.segmenter.frames_per_step,
         )  # fmt: skip
     return 130 if summary.interrupted else 0
 

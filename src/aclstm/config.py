@@ -94,6 +94,7 @@ class DataConfig:
     horizontal_flip: bool = False  # mirror half the training clips, swapping Left/Right labels
     on_error: str = "raise"  # or "skip": drop unreadable clips and count them
     windows_per_video: int = 1  # congd, synth_congd: training windows drawn per video an epoch
+    frame_stride: int = 1  # congd, synth_congd: the network sees every k-th frame of the videos
     num_workers: int = 2
     synth: SynthConfig = field(default_factory=SynthConfig)
 

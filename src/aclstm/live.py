@@ -24,7 +24,7 @@ from aclstm.data.congd import Segment
 from aclstm.data.io import DataError, read_jpeg
 from aclstm.data.transforms import prepare_clip
 from aclstm.data.video import decode_frames, iter_video, probe_video
-from aclstm.models import GestureNet
+from aclstm.models import FRAMES_PER_STEP, GestureNet
 from aclstm.recognition import background_classes, list_label
 
 __all__ = [
@@ -121,13 +121,21 @@ class Found:
 
     gesture: Gesture
     name: str
-    start_time: float
-    end_time: float
+    start_frame: int
+    end_frame: int
+    fps: float
     label: int  # in a ConGD list: see aclstm.recognition.list_label
 
+    @property
+    def start_time(self) -> float:
+        return (self.start_frame - 1) / self.fps
+
+    @property
+    def end_time(self) -> float:
+        return self.end_frame / self.fps
+
     def segment(self) -> Segment:
-        start, end = self.gesture.frames()
-        return Segment(start, end, self.label)
+        return Segment(self.start_frame, self.end_frame, self.label)
 
     def line(self) -> str:
         return (
@@ -136,10 +144,9 @@ class Found:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        start, end = self.gesture.frames()
         return {
-            "start_frame": start,
-            "end_frame": end,
+            "start_frame": self.start_frame,
+            "end_frame": self.end_frame,
             "start": round(self.start_time, 3),
             "end": round(self.end_time, 3),
             "class": self.name,
@@ -165,27 +172,32 @@ class GestureStream:
             self.model = causal
         self.model.eval()
         self.streamer = self.model.streamer()
-        self.segmenter = Segmenter(self.settings, background_classes(self.meta["classes"]))
+        self.stride = int(self.meta.get("frame_stride", 1))  # the network sees every k-th frame
+        background = background_classes(self.meta["classes"])
+        self.segmenter = Segmenter(self.settings, background, FRAMES_PER_STEP * self.stride)
         self.probabilities: list[np.ndarray] = []  # every step's, for a timeline
         self.frames = 0
 
     def _found(self, gestures: list[Gesture]) -> list[Found]:
         out = []
+        classes = self.meta["classes"]
         for g in gestures:
             start, end = g.frames()
-            classes = self.meta["classes"]
+            end = min(end, self.frames)  # a step can stand for frames not seen yet
             label = list_label(classes, g.label)
-            out.append(Found(g, classes[g.label], (start - 1) / self.fps, end / self.fps, label))
+            out.append(Found(g, classes[g.label], start, end, self.fps, label))
         return out
 
     def feed(self, frame: np.ndarray) -> list[Found]:
+        self.frames += 1
+        if (self.frames - 1) % self.stride:  # a frame the network does not see
+            return []
         clip = torch.from_numpy(np.ascontiguousarray(frame))[None, ..., : len(self.meta["mean"])]
         clip = prepare_clip(
             clip, self.meta["size"], self.meta["mean"], False,
             preprocessing=self.meta.get("preprocessing", "default"),
             center=self.meta.get("center", "dataset"),
         )  # fmt: skip
-        self.frames += 1
         logits = self.streamer.push(clip[None])
         found: list[Gesture] = []
         for step in logits[0].float().softmax(dim=-1).numpy():

@@ -13,6 +13,7 @@ import torch
 from aclstm.analysis.continuous import score_videos
 from aclstm.analysis.segmentation import SegmenterSettings, segment_steps
 from aclstm.data.congd import ConGDDataset, Segment
+from aclstm.models import FRAMES_PER_STEP
 
 __all__ = ["background_classes", "list_label", "recognise_videos", "step_probabilities"]
 
@@ -64,10 +65,13 @@ def recognise_videos(
     background = background_classes(dataset.classes)
     found: dict[str, list[Segment]] = {}
     truth: dict[str, Sequence[Segment]] = {}
+    frames_per_step = FRAMES_PER_STEP * dataset.frame_stride
     for index, video in enumerate(dataset.videos):
         clip, _ = dataset[index]
-        gestures = segment_steps(step_probabilities(model, clip), settings, background)
-        found[video.entry.video] = [g.segment() for g in gestures]
+        probabilities = step_probabilities(model, clip)
+        gestures = segment_steps(probabilities, settings, background, frames_per_step)
+        num_frames = dataset.num_frames(index)
+        found[video.entry.video] = [g.segment().clipped(num_frames) for g in gestures]
         if video.entry.segments is not None:
             truth[video.entry.video] = video.entry.segments
     scores = None

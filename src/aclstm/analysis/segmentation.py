@@ -3,7 +3,8 @@
 Online: :class:`Segmenter` takes a step's probabilities at a time and emits each gesture as
 soon as it has ended. Class 0 is the background ("no gesture"); a network trained on isolated
 clips can name other classes as background too (Jester's "No gesture" and "Doing other
-things"). The rules, in steps of the network (two frames each):
+things"). The rules, in steps of the network (each two of the frames it sees: 2 x its frame
+stride of the video's):
 
 * the probabilities are smoothed by a moving average over the last ``smoothing`` steps;
 * "something is happening" is the smoothed probability of all gesture classes together
@@ -19,7 +20,7 @@ things"). The rules, in steps of the network (two frames each):
 * a gesture's score is the mean smoothed probability of its class over its steps.
 
 A gesture is emitted on the step the stretch falls below ``exit``: at most ``smoothing``
-steps (2 x smoothing frames) after the true end when the network's own probability drops at
+steps after the true end when the network's own probability drops at
 once, plus the network's own reaction time.
 """
 
@@ -58,17 +59,21 @@ class SegmenterSettings:
 
 @dataclass(frozen=True)
 class Gesture:
-    """A gesture found: its steps (0-based, inclusive), class index and score."""
+    """A gesture found: its steps (0-based, inclusive), class index and score, and the
+    video's frames a step stands for (2 x the network's frame stride)."""
 
     first_step: int
     last_step: int
     label: int
     score: float
+    frames_per_step: int = FRAMES_PER_STEP
 
     def frames(self) -> tuple[int, int]:
-        """Its first and last frame, 1-based and inclusive: step t stands for frames 2t and
-        2t + 1 (1-based), the two frames that end on it."""
-        return max(1, FRAMES_PER_STEP * self.first_step), FRAMES_PER_STEP * self.last_step + 1
+        """Its first and last frame, 1-based and inclusive. Step t sees the video up to frame
+        F t + 1 (F frames a step; 1-based); a gesture that starts or ends between two steps
+        is taken to do so half-way: with F = 2, step t stands for frames 2t and 2t + 1."""
+        f = self.frames_per_step
+        return max(1, f * self.first_step - f // 2 + 1), f * self.last_step + f // 2
 
     def segment(self) -> Segment:
         start, end = self.frames()
@@ -77,13 +82,18 @@ class Gesture:
 
 class Segmenter:
     """Online segmentation of a stream of per-step probabilities (see the module docstring).
-    ``background``: the class indices that are not gestures (default: class 0)."""
+    ``background``: the class indices that are not gestures (default: class 0);
+    ``frames_per_step``: the video's frames a step of the network stands for."""
 
     def __init__(
-        self, settings: SegmenterSettings | None = None, background: Iterable[int] = (0,)
+        self,
+        settings: SegmenterSettings | None = None,
+        background: Iterable[int] = (0,),
+        frames_per_step: int = FRAMES_PER_STEP,
     ) -> None:
         self.settings = settings or SegmenterSettings()
         self.background = sorted(set(background))
+        self.frames_per_step = frames_per_step
         self.reset()
 
     def reset(self) -> None:
@@ -138,8 +148,9 @@ class Segmenter:
             for label, a, b in runs
         ]
         runs = _merge_weak(runs, strong)
+        step = self.frames_per_step
         return [
-            Gesture(first + a, first + b, label, float(rows[a : b + 1, label].mean()))
+            Gesture(first + a, first + b, label, float(rows[a : b + 1, label].mean()), step)
             for label, a, b in runs
         ]
 
@@ -173,9 +184,10 @@ def segment_steps(
     probabilities: np.ndarray,
     settings: SegmenterSettings | None = None,
     background: Iterable[int] = (0,),
+    frames_per_step: int = FRAMES_PER_STEP,
 ) -> list[Gesture]:
     """The gestures of a whole video's per-step probabilities (T', classes), as the online
     :class:`Segmenter` finds them."""
-    segmenter = Segmenter(settings, background)
+    segmenter = Segmenter(settings, background, frames_per_step)
     found = [g for row in probabilities for g in segmenter.update(row)]
     return found + segmenter.finish()

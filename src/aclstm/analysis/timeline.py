@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from aclstm.data.congd import Segment
+from aclstm.models.gesture_net import FRAMES_PER_STEP
 
 from .report import pyplot, save_figure
 
@@ -82,15 +83,17 @@ def draw_stream_timeline(
     fps: float,
     truth: Sequence[Segment] | None = None,
     title: str = "",
+    frames_per_step: int = FRAMES_PER_STEP,
 ) -> Figure:
     """Per-step probabilities (T', classes) over time, one line per class that was found or
-    is true, the gestures found shaded with their names, and the truth as bars below."""
+    is true, the gestures found shaded with their names, and the truth as bars below.
+    Step t is drawn at the last frame it sees, ``frames_per_step`` x t + 1."""
     plt = pyplot()
     colours = plt.get_cmap("tab20")
     fig, (ax, bars) = plt.subplots(
         2, 1, figsize=(12, 3.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
-    times = (2 * np.arange(len(probabilities)) + 1) / fps  # step t ends on frame 2t + 1
+    times = (frames_per_step * np.arange(len(probabilities)) + 1) / fps
     shown = sorted({s.label for s in found} | {s.label for s in truth or ()})
     for label in shown:
         ax.plot(times, probabilities[:, label], color=colours(label % 20), lw=1.2,

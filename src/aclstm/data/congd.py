@@ -55,6 +55,10 @@ class Segment:
     def __str__(self) -> str:
         return f"{self.start},{self.end}:{self.label}"
 
+    def clipped(self, num_frames: int) -> Segment:
+        """The segment ending at the video's last frame at the latest."""
+        return Segment(self.start, min(self.end, num_frames), self.label)
+
 
 @dataclass(frozen=True)
 class ConGDEntry:
@@ -232,7 +236,12 @@ class ConGDDataset(ClipDataset):
         mean: tuple[float, ...] | None = None,
         seed: int | None = None,
         windows_per_video: int = 1,
+        frame_stride: int = 1,
     ) -> None:
+        if frame_stride < 1:
+            raise ValueError(
+                f"frame_stride must be a positive number of frames, got {frame_stride}"
+            )
         if window is not None and window < 1:
             raise ValueError(f"window must be a positive number of frames, got {window}")
         if windows_per_video < 1 or (windows_per_video > 1 and window is None):
@@ -253,6 +262,7 @@ class ConGDDataset(ClipDataset):
             records, [BACKGROUND, *names], window or 0, size, mean, training, seed=seed
         )
         self.window = window
+        self.frame_stride = frame_stride
 
     def frames(self, index: int, rng) -> tuple[np.ndarray, int, int]:
         """The frames of item ``index`` as uint8 (T, H, W, C), where they start in the video
@@ -262,23 +272,36 @@ class ConGDDataset(ClipDataset):
         if record.is_video:  # only the window's frames are kept, scaled down as decoded
             n = self.video_frames(record.source)
             start, stop = self._span(n, rng)
-            return read_video_frames(record.source, range(start, stop), min_side), start, n
+            picks = range(start, stop, self.frame_stride)
+            return read_video_frames(record.source, picks, min_side), start, n
         files = frame_files(record.source)
         start, stop = self._span(len(files), rng)
-        return read_jpegs(files[start:stop], min_side=min_side), start, len(files)
+        picks = files[start : stop : self.frame_stride]
+        return read_jpegs(picks, min_side=min_side), start, len(files)
+
+    def num_frames(self, index: int) -> int:
+        """The length of item ``index``'s whole video, in its frames (not the strided ones)."""
+        source = self.records[index].source
+        return (
+            self.video_frames(source) if self.records[index].is_video else len(frame_files(source))
+        )
 
     def _span(self, num_frames: int, rng) -> tuple[int, int]:
-        if self.window is None or num_frames <= self.window:
+        """The frames a window covers (its first, one past its last): all, for whole videos."""
+        span = None if self.window is None else self.window * self.frame_stride
+        if span is None or num_frames <= span:
             return 0, num_frames
-        room = num_frames - self.window
+        room = num_frames - span
         start = rng.randint(0, room) if self.training else room // 2
-        return start, start + self.window
+        return start, start + span
 
     def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         video, rng = self.videos[index], self.rng(index)
         frames, start, num_frames = self.frames(index, rng)
         video.check_length(num_frames)
-        labels = frame_labels(video.entry.segments, num_frames)[start : start + len(frames)]
+        stride = self.frame_stride
+        labels = frame_labels(video.entry.segments, num_frames)
+        labels = labels[start : start + len(frames) * stride : stride]
         if self.window is not None and len(frames) < self.window:  # pad with the last frame
             pad = self.window - len(frames)
             frames = np.concatenate([frames, np.repeat(frames[-1:], pad, axis=0)])

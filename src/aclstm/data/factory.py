@@ -123,6 +123,11 @@ def build_dataset(
         raise ValueError(f"data.center must be one of {', '.join(CENTERING)}; got {data.center!r}")
     if not data.root and data.dataset != "rawframes":
         raise ValueError(f"data.root is empty: where does the {data.dataset!r} data set lie?")
+    if data.frame_stride != 1 and data.dataset not in CONTINUOUS:
+        raise ValueError(
+            f"data.frame_stride is for continuous videos ({', '.join(CONTINUOUS)}); "
+            f"{data.dataset!r} clips are sampled to model.frames instead"
+        )
     training = split == "train" if training is None else training
     common = {
         "clip_len": clip_len,
@@ -167,6 +172,7 @@ def _continuous(data, name: str, common: dict) -> ConGDDataset:
         mean=modality_mean(data),
         seed=common["seed"],
         windows_per_video=data.windows_per_video if common["training"] else 1,
+        frame_stride=data.frame_stride,
     )
     dataset.on_error = common["on_error"]
     return dataset

@@ -89,6 +89,7 @@ def checkpoint_meta(config: RunConfig, model: GestureNet, classes: list[str]) ->
         "center": config.data.center,
         "clip_len": model.config.frames,
         "size": model.config.size,
+        "frame_stride": config.data.frame_stride,
         "config": config.as_dict(),
     }
 
