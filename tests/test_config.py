@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aclstm.cli import SHIPPED_CONFIGS, shipped_configs
-from aclstm.config import ConfigError, apply_overrides, load_config
+from aclstm.config import ConfigError, apply_overrides, config_from_dict, load_config
 from aclstm.models import preset_config
 from aclstm.train.runner import build_model
 
@@ -140,3 +140,16 @@ def test_congd_config_streams_and_fine_tunes_from_isogd():
     assert config.train.init_from == "runs/isogd_rgb/best"
     net = build_model(config, num_classes=250)
     assert net.config.temporal_padding == "causal" and net.config.lstm_hidden == 256
+
+
+def test_segment_settings_checked_and_carried_by_a_checkpoint():
+    from aclstm.analysis.segmentation import SegmenterSettings
+    from aclstm.train.runner import segmenter_settings
+
+    config = config_from_dict({"segment": {"enter": 0.7, "min_steps": 2}}, "c.toml")
+    assert config.segment == SegmenterSettings(enter=0.7, exit=0.4, smoothing=3, min_steps=2)
+    meta = {"config": config.as_dict()}
+    assert segmenter_settings(meta, smoothing=1) == SegmenterSettings(0.7, 0.4, 1, 2)
+    assert segmenter_settings({"config": {}}) == SegmenterSettings()  # an older checkpoint
+    with pytest.raises(ConfigError, match=r"c\.toml: \[segment\] need 0 < exit <= enter"):
+        config_from_dict({"segment": {"enter": 0.3}}, "c.toml")

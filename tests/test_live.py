@@ -127,6 +127,78 @@ def test_a_stream_sees_what_the_offline_network_sees(stride):
     assert (found.start_frame, found.end_frame) == (1, 17)
 
 
+def _h264_with_a_corrupt_packet(path) -> int:
+    """An H.264 file of 40 frames whose middle packet is garbage; returns that packet's
+    frame number (1-based, in decoding order)."""
+    import av
+
+    frames = np.random.default_rng(3).integers(0, 255, (40, 48, 64, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    with av.open(str(path)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    data = bytearray(path.read_bytes())
+    position, size = packets[20]
+    data[position + 4 : position + size] = bytes(range(256)) * ((size - 4) // 256) + bytes(
+        (size - 4) % 256
+    )
+    path.write_bytes(bytes(data))
+    return 21
+
+
+def test_a_corrupt_frame_mid_stream_is_skipped_and_counted_or_an_error(
+    checkpoint, tmp_path, capsys
+):
+    path = tmp_path / "damaged.mp4"
+    _h264_with_a_corrupt_packet(path)
+    assert main(["stream", str(checkpoint), str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "ended after 39 frames" in err and "1 corrupt frames skipped" in err
+    assert main(["stream", str(checkpoint), str(path), "--on-error", "raise"]) == 1
+    err = capsys.readouterr().err
+    assert "damaged.mp4: corrupt or truncated video" in err and "gestures found before" in err
+
+
+def test_a_source_that_fails_ends_the_stream_with_what_was_found():
+    """A camera unplugged mid-gesture: the gesture going on is closed and reported, and the
+    error is in the summary."""
+    from aclstm.data.io import DataError
+
+    torch.manual_seed(0)
+    net = create("tiny", temporal_padding="causal", num_classes=3).eval()
+    with torch.no_grad():
+        net.classifier.weight.zero_()
+        net.classifier.bias.copy_(torch.tensor([-5.0, 5.0, 0.0]))  # always "Swiping Left"
+
+    def unplugged():
+        yield from [np.zeros((32, 32, 3), np.uint8)] * 10
+        raise DataError("camera:0", "the camera stopped sending frames (Input/output error)")
+
+    stream = GestureStream(net, _meta(net), fps=10.0)
+    summary = run_stream(FrameSource(unplugged(), fps=10.0, live=False), stream)
+    (found,) = summary.found
+    assert (found.start_frame, found.end_frame) == (1, 9) and summary.frames == 10
+    assert "camera:0: the camera stopped sending frames" in summary.error
+
+
+def test_frames_dropped_behind_a_live_source_keep_the_source_numbering():
+    torch.manual_seed(0)
+    net = create("tiny", temporal_padding="causal", num_classes=3).eval()
+    with torch.no_grad():
+        net.classifier.weight.zero_()
+        net.classifier.bias.copy_(torch.tensor([-5.0, 5.0, 0.0]))
+    stream = GestureStream(net, _meta(net), fps=10.0)
+    frame = np.zeros((32, 32, 3), np.uint8)
+    for k in range(1, 21):  # frames 5-8 of 20 go by unseen
+        stream.drop() if 5 <= k <= 8 else stream.feed(frame)
+    (found,) = stream.finish()  # 16 frames fed: the gesture's last step sees the 15th
+    assert (found.start_frame, found.end_frame) == (1, 19)
+
+
 def test_missing_camera_and_unsized_pipe_are_refused(checkpoint, capsys):
     assert main(["stream", str(checkpoint), "camera:9"]) == 2
     assert "camera:9: no camera there" in capsys.readouterr().err

@@ -267,10 +267,9 @@ def _raw_size(text: str) -> tuple[int, int]:
 def _cmd_stream(args: argparse.Namespace) -> int:
     import torch
 
-    from aclstm.analysis.segmentation import SegmenterSettings
     from aclstm.data.congd import write_congd_list
     from aclstm.live import GestureStream, Renderer, open_source, run_stream
-    from aclstm.train.runner import load_model
+    from aclstm.train.runner import load_model, segmenter_settings
 
     torch.set_num_threads(args.threads)
     model, meta = load_model(args.checkpoint)
@@ -282,8 +281,10 @@ def _cmd_stream(args: argparse.Namespace) -> int:
         )
     # A rendered video shows the frames as they are; the network only needs them small.
     min_side = 0 if args.render else meta["size"]
-    source = open_source(args.source, min_side, args.fps, args.raw_size)
-    settings = SegmenterSettings(args.enter, args.exit, args.smoothing, args.min_steps)
+    source = open_source(args.source, min_side, args.fps, args.raw_size, args.on_error)
+    given = {"enter": args.enter, "exit": args.exit, "smoothing": args.smoothing}
+    given["min_steps"] = args.min_steps
+    settings = segmenter_settings(meta, **{k: v for k, v in given.items() if v is not None})
     stream = GestureStream(model, meta, source.fps, settings)
 
     def report(found) -> None:
@@ -295,9 +296,12 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     print(
         f"{source.name}: {end} after {summary.frames} frames in {summary.seconds:.1f} s "
         f"({summary.frames / max(summary.seconds, 1e-9):.0f} frames/s), "
-        f"{len(summary.found)} gestures, {summary.dropped} frames dropped",
+        f"{len(summary.found)} gestures, {summary.dropped} frames dropped"
+        + (f", {summary.corrupt} corrupt frames skipped" if summary.corrupt else ""),
         file=sys.stderr,
     )
+    if summary.error:
+        print(f"error: {summary.error} (the gestures found before are kept)", file=sys.stderr)
     segments = [f.segment() for f in summary.found]
     if args.congd:
         write_congd_list(args.congd, [(args.name or source.name, segments)])
@@ -315,7 +319,7 @@ def _cmd_stream(args: argparse.Namespace) -> int:
             source.fps, title=f"{source.name}: {len(segments)} gestures",
             frames_per_step=stream.segmenter.frames_per_step,
         )  # fmt: skip
-    return 130 if summary.interrupted else 0
+    return 130 if summary.interrupted else 1 if summary.error else 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -575,10 +579,15 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--fps", type=float, help="frame rate of a frame folder or a pipe (10)")
     stream.add_argument("--raw-size", type=_raw_size, metavar="WxH", help="frames on stdin")
     stream.add_argument("--threads", type=_positive_int, default=1, help="torch threads (1)")
-    stream.add_argument("--enter", type=float, default=0.6, help="gesture starts (0.6)")
-    stream.add_argument("--exit", type=float, default=0.4, help="gesture ends (0.4)")
-    stream.add_argument("--smoothing", type=_positive_int, default=3, help="steps averaged (3)")
-    stream.add_argument("--min-steps", type=_positive_int, default=3, help="shortest gesture (3)")
+    stream.add_argument(
+        "--on-error", choices=("skip", "raise"), default="skip",
+        help="a frame that cannot be decoded: skipped and counted (default), or the end",
+    )  # fmt: skip
+    # Segmentation: the checkpoint's [segment] settings unless given here.
+    stream.add_argument("--enter", type=float, help="'something happening' starts a gesture")
+    stream.add_argument("--exit", type=float, help="... and below this ends it")
+    stream.add_argument("--smoothing", type=_positive_int, help="steps averaged")
+    stream.add_argument("--min-steps", type=_positive_int, help="the shortest gesture, in steps")
     stream.set_defaults(func=_cmd_stream)
 
     score = commands.add_parser(

@@ -1,4 +1,5 @@
-"""Run configurations: a TOML file with ``[model]``, ``[data]`` and ``[train]`` tables, plus
+"""Run configurations: a TOML file with ``[model]``, ``[data]`` and ``[train]`` tables (and
+``[segment]``: how continuous recognition cuts gestures out of per-step probabilities), plus
 ``--cfg-options section.key=value`` overrides as MMAction2 users know them.
 
 Unknown keys and values of the wrong type are errors that name the file and the key, before
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aclstm.analysis.segmentation import SegmenterSettings
 from aclstm.models.gesture_net import GestureNetConfig
 
 if sys.version_info >= (3, 11):
@@ -128,6 +130,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    segment: SegmenterSettings = field(default_factory=SegmenterSettings)  # continuous sets
     source: str = "<defaults>"  # the file it came from, for error messages
 
     def as_dict(self) -> dict[str, Any]:
@@ -138,7 +141,12 @@ class RunConfig:
         return out
 
 
-_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+_SECTIONS = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "segment": SegmenterSettings,
+}
 _NETWORK_FIELDS = set(GestureNetConfig.__dataclass_fields__) - {"cell"}
 
 
@@ -234,8 +242,18 @@ def config_from_dict(values: dict[str, Any], source: str = "<dict>") -> RunConfi
         model=_model_section(values.get("model", {}), source),
         data=_build(DataConfig, values.get("data", {}), "data", source),
         train=_build(TrainConfig, values.get("train", {}), "train", source),
+        segment=_segment_section(values.get("segment", {}), source),
         source=source,
     )
+
+
+def _segment_section(values: dict[str, Any], source: str) -> SegmenterSettings:
+    try:
+        return _build(SegmenterSettings, values, "segment", source)
+    except ValueError as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"{source}: [segment] {err}") from None
 
 
 def _parse_value(text: str) -> Any:

@@ -9,6 +9,7 @@ preprocesses each as the checkpoint was trained, pushes it through the network's
 from __future__ import annotations
 
 import sys
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,16 +51,36 @@ class FrameSource:
     fps: float
     live: bool = False
     name: str = "stream"
+    corrupt: int = 0  # frames or packets that could not be decoded and were skipped
+
+    def skip_corrupt(self, error: Exception) -> None:
+        self.corrupt += 1
 
 
-def _camera_frames(container, stream, min_side: int) -> Iterator[np.ndarray]:
+def _camera_frames(source: str, container, stream, min_side: int, on_corrupt):
+    """A camera's frames; one that stops sending (unplugged, taken by another program) ends
+    them with a DataError naming it."""
     try:
-        yield from decode_frames(container, stream, min_side)
+        yield from decode_frames(container, stream, min_side, on_corrupt)
+    except (av.error.FFmpegError, OSError) as err:
+        raise DataError(source, f"the camera stopped sending frames ({err})") from None
     finally:
         container.close()
 
 
-def _camera(source: str, min_side: int) -> FrameSource:
+def _folder_frames(files, min_side: int, on_corrupt) -> Iterator[np.ndarray]:
+    for path in files:
+        try:
+            frame = read_jpeg(path, min_side)
+        except DataError as err:
+            if on_corrupt is None:
+                raise
+            on_corrupt(err)
+            continue
+        yield frame
+
+
+def _camera(source: str, min_side: int, skip_corrupt: bool) -> FrameSource:
     device = source.removeprefix("camera:") if source.startswith("camera:") else source
     fmt = _CAMERA_FORMATS.get(sys.platform, "v4l2")
     if fmt == "v4l2" and device.isdigit():
@@ -69,8 +90,10 @@ def _camera(source: str, min_side: int) -> FrameSource:
     except (av.error.FFmpegError, OSError) as err:
         raise DataError(source, f"no camera there ({fmt}: {err})") from None
     stream = container.streams.video[0]
-    fps = float(stream.average_rate or 30)
-    return FrameSource(_camera_frames(container, stream, min_side), fps, live=True, name="camera")
+    camera = FrameSource(iter(()), float(stream.average_rate or 30), live=True, name="camera")
+    on_corrupt = camera.skip_corrupt if skip_corrupt else None
+    camera.frames = _camera_frames(source, container, stream, min_side, on_corrupt)
+    return camera
 
 
 def _stdin(width: int, height: int, fps: float) -> FrameSource:
@@ -92,22 +115,32 @@ def open_source(
     min_side: int = 0,
     fps: float | None = None,
     raw_size: tuple[int, int] | None = None,
+    on_error: str = "skip",
 ) -> FrameSource:
     """A video file (any FFmpeg opens), a folder of JPEG frames (``fps``, default 10), a camera
     (``camera:0``, ``/dev/video0``), or ``-``: raw rgb24 frames of ``raw_size`` (width, height)
-    piped on stdin. Video frames are scaled down as decoded to sides >= ``min_side``."""
+    piped on stdin. Video frames are scaled down as decoded to sides >= ``min_side``. A frame
+    that cannot be decoded (a corrupt packet, an unreadable JPEG) is skipped and counted in
+    ``corrupt`` (``on_error="skip"``) or ends the stream with a DataError (``"raise"``)."""
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be skip or raise, got {on_error!r}")
+    skip = on_error == "skip"
     if source == "-":
         if raw_size is None:
             raise ValueError("reading frames from stdin needs their size (--raw-size WxH)")
         return _stdin(*raw_size, fps or 10.0)
     if source.startswith("camera:") or source.startswith("/dev/video"):
-        return _camera(source, min_side)
+        return _camera(source, min_side, skip)
     path = Path(source)
     if path.is_dir():
+        opened = FrameSource(iter(()), fps or 10.0, name=path.name)
         files = frame_files(path)
-        return FrameSource((read_jpeg(f, min_side) for f in files), fps or 10.0, name=path.name)
+        opened.frames = _folder_frames(files, min_side, opened.skip_corrupt if skip else None)
+        return opened
     info = probe_video(path)
-    return FrameSource(iter_video(path, min_side), fps or info.fps or 10.0, name=path.stem)
+    opened = FrameSource(iter(()), fps or info.fps or 10.0, name=path.stem)
+    opened.frames = iter_video(path, min_side, opened.skip_corrupt if skip else None)
+    return opened
 
 
 def format_time(seconds: float) -> str:
@@ -176,7 +209,17 @@ class GestureStream:
         background = background_classes(self.meta["classes"])
         self.segmenter = Segmenter(self.settings, background, FRAMES_PER_STEP * self.stride)
         self.probabilities: list[np.ndarray] = []  # every step's, for a timeline
-        self.frames = 0
+        self.frames = 0  # fed so far
+        self._drops: list[int] = []  # frames fed before each frame dropped (nondecreasing)
+
+    def drop(self) -> None:
+        """A frame of the source went by unseen (the model was behind a live source): the
+        frames after it are numbered as in the source all the same."""
+        self._drops.append(self.frames)
+
+    def _source_frame(self, fed: int) -> int:
+        """The source's number of the ``fed``-th frame fed (both 1-based)."""
+        return fed + bisect_left(self._drops, fed)
 
     def _found(self, gestures: list[Gesture]) -> list[Found]:
         out = []
@@ -184,6 +227,7 @@ class GestureStream:
         for g in gestures:
             start, end = g.frames()
             end = min(end, self.frames)  # a step can stand for frames not seen yet
+            start, end = self._source_frame(start), self._source_frame(end)
             label = list_label(classes, g.label)
             out.append(Found(g, classes[g.label], start, end, self.fps, label))
         return out
@@ -261,6 +305,8 @@ class StreamSummary:
     dropped: int
     seconds: float
     interrupted: bool
+    corrupt: int = 0  # frames or packets skipped as undecodable
+    error: str | None = None  # what ended the source early (a camera gone, a corrupt file)
 
 
 def run_stream(
@@ -271,13 +317,15 @@ def run_stream(
 ):
     """Feed ``stream`` every frame of ``source``, calling ``report`` with each gesture as it is
     found (and drawing each frame with ``renderer``). A live source's frames that come while
-    the model is behind are dropped and counted (never queued without bound). Ctrl-C ends the
-    stream cleanly: the gesture going on is closed, and everything found is returned."""
+    the model is behind are dropped and counted (never queued without bound). Ctrl-C, or a
+    source that fails (a camera unplugged, a corrupt file under ``on_error="raise"``), ends the
+    stream cleanly: the gesture going on is closed, and everything found is returned, with
+    the error in the summary."""
     import time
 
     found: list[Found] = []
     received = dropped = 0
-    interrupted = False
+    interrupted, error = False, None
     start = time.perf_counter()
     try:
         for frame in source.frames:
@@ -285,6 +333,7 @@ def run_stream(
             behind = time.perf_counter() - start - received / source.fps
             if source.live and behind > 1.0 / source.fps:
                 dropped += 1
+                stream.drop()
                 continue
             for item in stream.feed(frame):
                 found.append(item)
@@ -293,10 +342,13 @@ def run_stream(
                 renderer.write(frame, stream.now_showing())
     except KeyboardInterrupt:
         interrupted = True
+    except DataError as err:
+        error = str(err)
     finally:
         if renderer is not None:
             renderer.close()
     for item in stream.finish():
         found.append(item)
         report(item)
-    return StreamSummary(found, received, dropped, time.perf_counter() - start, interrupted)
+    seconds = time.perf_counter() - start
+    return StreamSummary(found, received, dropped, seconds, interrupted, source.corrupt, error)

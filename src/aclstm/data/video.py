@@ -111,20 +111,39 @@ def rgb_converter(min_side: int = 0) -> Callable[[av.VideoFrame], np.ndarray]:
     return convert
 
 
-def decode_frames(container, stream, min_side: int = 0) -> Iterator[np.ndarray]:
+def decode_frames(
+    container, stream, min_side: int = 0, on_corrupt: Callable[[Exception], None] | None = None
+) -> Iterator[np.ndarray]:
     """The frames of ``stream`` of an open ``container`` (a file, a camera), one at a time,
-    uint8 RGB, scaled down as decoded where ``min_side`` > 0 (see :func:`scaled_size`)."""
+    uint8 RGB, scaled down as decoded where ``min_side`` > 0 (see :func:`scaled_size`).
+
+    A packet FFmpeg finds invalid ends decoding with its error; given ``on_corrupt``, it is
+    skipped instead (its frames lost), ``on_corrupt(error)`` is called and decoding goes on
+    with the next packet. Other errors (a camera gone, a file unreadable) always end it."""
     stream.thread_type = "AUTO"
     convert = rgb_converter(min_side)
-    for frame in container.decode(stream):
-        yield convert(frame)
+    if on_corrupt is None:
+        for frame in container.decode(stream):
+            yield convert(frame)
+        return
+    for packet in container.demux(stream):  # the last packet, empty, flushes the decoder
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError as err:
+            on_corrupt(err)
+            continue
+        for frame in frames:
+            yield convert(frame)
 
 
-def iter_video(path: str | Path, min_side: int = 0) -> Iterator[np.ndarray]:
+def iter_video(
+    path: str | Path, min_side: int = 0, on_corrupt: Callable[[Exception], None] | None = None
+) -> Iterator[np.ndarray]:
     """The frames of the first video stream, one at a time, as uint8 RGB (H, W, 3), scaled
-    down as they are decoded where ``min_side`` > 0 (see :func:`scaled_size`)."""
+    down as they are decoded where ``min_side`` > 0 (see :func:`scaled_size`); corrupt
+    packets end it with a DataError, or are skipped and passed to ``on_corrupt``."""
     with _video_stream(path) as (container, stream):
-        yield from decode_frames(container, stream, min_side)
+        yield from decode_frames(container, stream, min_side, on_corrupt)
 
 
 def read_video_frames(path: str | Path, indices: Sequence[int], min_side: int = 0) -> np.ndarray:

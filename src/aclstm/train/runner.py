@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from aclstm.analysis.segmentation import SegmenterSettings
 from aclstm.config import RunConfig
 from aclstm.data.factory import CONTINUOUS, build_dataset, ensure_synthetic_set, modality_mean
 from aclstm.models import GestureNet, GestureNetConfig, preset_config
@@ -176,7 +177,7 @@ def _evaluate_videos(model, config: RunConfig, split: str, meta, predictions: Pa
 
     videos = build_dataset(config.data, split, meta["clip_len"], meta["size"], training=False)
     videos.window = None  # whole videos, not windows
-    result = recognise_videos(model, videos)
+    result = recognise_videos(model, videos, config.segment)
     write_congd_list(predictions, result["segments"].items())
     scores = result["scores"]
     if scores is None:
@@ -211,6 +212,13 @@ def network_config(meta: dict[str, Any]) -> GestureNetConfig:
         return tuple(tuples(v) for v in value) if isinstance(value, list) else value
 
     return GestureNetConfig(**{k: tuples(v) for k, v in meta["network"].items()})
+
+
+def segmenter_settings(meta: dict[str, Any], **changes: Any) -> SegmenterSettings:
+    """The ``[segment]`` settings a checkpoint was configured with (the defaults for one
+    from before there were any), with ``changes``."""
+    stored = meta.get("config", {}).get("segment", {})
+    return replace(SegmenterSettings(**stored), **changes)
 
 
 def load_model(checkpoint: str | Path, device: str | torch.device = "cpu"):
