@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-quick mutation-check lint bench clean
+.PHONY: demo demo-continuous test test-quick mutation-check lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/aclstm demo --work-dir runs/demo
+
+# Continuous gestures: train synth_continuous, score it, stream a validation video through it.
+demo-continuous: $(STAMP)
+	$(BIN)/aclstm demo --continuous --work-dir runs/demo-continuous
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

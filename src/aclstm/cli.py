@@ -323,9 +323,12 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from aclstm.demo import run_demo
+    from aclstm.demo import run_continuous_demo, run_demo
 
-    return run_demo(Path(args.work_dir), overrides=list(args.cfg_options))
+    if args.continuous:
+        work_dir = Path(args.work_dir or "runs/demo-continuous")
+        return run_continuous_demo(work_dir, overrides=list(args.cfg_options))
+    return run_demo(Path(args.work_dir or "runs/demo"), overrides=list(args.cfg_options))
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -613,7 +616,12 @@ def build_parser() -> argparse.ArgumentParser:
         "that it reads temporal order (validation clips played backwards), draw its curves "
         "and confusion matrix, predict a held-out clip, print val_top1=.",
     )
-    demo.add_argument("--work-dir", default="runs/demo", metavar="DIR", help="(runs/demo)")
+    demo.add_argument(
+        "--continuous", action="store_true",
+        help="instead: the synthetic continuous set, synth_continuous trained, scored on the "
+        "validation videos, and one of them streamed (its gestures, timeline and Jaccard)",
+    )  # fmt: skip
+    demo.add_argument("--work-dir", metavar="DIR", help="(runs/demo, runs/demo-continuous)")
     demo.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE", help=cfg_help)
     demo.set_defaults(func=_cmd_demo)
 

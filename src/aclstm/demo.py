@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 from aclstm.analysis.report import plot_curves, read_metrics
 from aclstm.analysis.reversal import time_reversal_check
@@ -19,9 +22,10 @@ from aclstm.data.factory import build_dataset
 from aclstm.inference import load_input, topk_predictions
 from aclstm.train.runner import evaluate_checkpoint, load_model, train
 
-__all__ = ["DEMO_CONFIG", "run_demo"]
+__all__ = ["CONTINUOUS_CONFIG", "DEMO_CONFIG", "run_continuous_demo", "run_demo"]
 
 DEMO_CONFIG = Path(__file__).parent / "configs" / "synth_demo.toml"
+CONTINUOUS_CONFIG = Path(__file__).parent / "configs" / "synth_continuous.toml"
 
 
 def run_demo(work_dir: Path, overrides: list[str] = (), log=print) -> int:
@@ -68,3 +72,62 @@ def run_demo(work_dir: Path, overrides: list[str] = (), log=print) -> int:
     )
     print(f"val_top1={report['top1']:.4f}")
     return 0
+
+
+def run_continuous_demo(work_dir: Path, overrides: list[str] = (), log=print) -> int:
+    """``aclstm demo --continuous``: generate the synthetic continuous set (unless there),
+    train ``synth_continuous``, score it on the validation videos (mean Jaccard, Levenshtein),
+    then stream one validation video through it as ``aclstm stream`` would: each gesture
+    printed as it is found, the timeline drawn, and that video's Jaccard index."""
+    from aclstm.analysis.continuous import jaccard_index
+    from aclstm.analysis.timeline import save_stream_timeline
+    from aclstm.live import GestureStream, open_source, run_stream
+    from aclstm.train.runner import segmenter_settings
+
+    started = time.perf_counter()
+    config = load_config(
+        CONTINUOUS_CONFIG, [f"data.root={json.dumps(str(work_dir / 'data'))}", *overrides]
+    )
+    run = work_dir / "run"
+    train(config, run, log=log)
+    report = evaluate_checkpoint(run / "last", "val", out=run, progress=False)
+    scores = report["continuous"]
+    log(
+        f"validation videos: mean Jaccard {scores['mean_jaccard_2017']:.3f} (2017), "
+        f"{scores['mean_jaccard_2014']:.3f} (2014), Levenshtein accuracy "
+        f"{scores['levenshtein_accuracy']:.3f}"
+    )
+
+    model, meta = load_model(run / "last")
+    videos = build_dataset(config.data, "val", meta["clip_len"], meta["size"], training=False)
+    video = videos.videos[0]
+    source = open_source(str(video.source), min_side=meta["size"])
+    stream = GestureStream(model, meta, source.fps, segmenter_settings(meta))
+    log(f"streaming {video.entry.video} ({source.fps:g} fps):")
+    summary = run_stream(source, stream, report=lambda found: log(f"  {found.line()}"))
+    truth = video.entry.segments
+    found = [f.segment() for f in summary.found]
+    log("  truth: " + "  ".join(_describe(s, meta["classes"], source.fps) for s in truth))
+    timeline = save_stream_timeline(
+        run / "timeline.png", np.array(stream.probabilities),
+        [replace(f.segment(), label=f.gesture.label) for f in summary.found], meta["classes"],
+        source.fps, truth, title=video.entry.video,
+        frames_per_step=stream.segmenter.frames_per_step,
+    )  # fmt: skip
+    video_jaccard = jaccard_index(truth, found)
+    log(
+        f"{len(found)} gestures found, {len(truth)} true; Jaccard index of this video "
+        f"{video_jaccard:.3f}; timeline {timeline} ({(time.perf_counter() - started) / 60:.1f} "
+        "min in all)"
+    )
+    print(f"mean_jaccard={scores['mean_jaccard_2017']:.4f}")
+    return 0
+
+
+def _describe(segment, classes: list[str], fps: float) -> str:
+    from aclstm.live import format_time
+
+    return (
+        f"{format_time((segment.start - 1) / fps)}-{format_time(segment.end / fps)} "
+        f"{classes[segment.label]}"
+    )
