@@ -8,6 +8,8 @@
 - ``validate``: at the N-th forward pass of validation;
 - ``write``: halfway through writing the N-th checkpoint file called NAME;
 - ``rename``: before the N-th checkpoint rename onto a folder called NAME;
+- ``signal``: the signal NAME (``INT``, ``TERM``) sent to this process inside the N-th
+  optimiser step, which goes on: what the run does with it is the test;
 - ``none``: no fault (``none::0``).
 
 The library is patched from outside, so it carries no test hook. Deterministic algorithms are
@@ -52,7 +54,18 @@ class Countdown:
 def inject(kind: str, name: str, countdown: Countdown, patch=setattr) -> None:
     """Patch the place ``kind`` names so that ``countdown`` ticks there; ``patch`` does the
     patching (a test passes pytest's ``monkeypatch.setattr``, which undoes it afterwards)."""
-    if kind == "step":
+    if kind == "signal":
+        real_step = torch.optim.AdamW.step
+        signum = getattr(signal, f"SIG{name}")
+
+        def signalled_step(self, *args, **kwargs):
+            countdown.left -= 1
+            if countdown.left == 0:
+                os.kill(os.getpid(), signum)
+            return real_step(self, *args, **kwargs)
+
+        patch(torch.optim.AdamW, "step", signalled_step)
+    elif kind == "step":
         real_step = torch.optim.AdamW.step
 
         def step(self, *args, **kwargs):

@@ -143,7 +143,8 @@ def test_resume_continues_the_run(tmp_path, synth_root):
     options = tiny_run_options(synth_root, epochs=1)
     assert main(["train", "synth_demo", "--work-dir", str(run), *options]) == 0
     more = tiny_run_options(synth_root, epochs=2)
-    assert main(["train", "synth_demo", "--work-dir", str(run), "--resume", *more]) == 0
+    resume = ["--resume", "--allow-changes"]  # two epochs now, not one
+    assert main(["train", "synth_demo", "--work-dir", str(run), *resume, *more]) == 0
     epochs = [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2]
 

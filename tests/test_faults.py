@@ -46,9 +46,9 @@ def data(tmp_path_factory):
     return root
 
 
-def train_argv(run: Path, data: Path, resume: bool = False) -> list[str]:
+def train_argv(run: Path, data: Path, resume: bool = False, extra=(), flags=()) -> list[str]:
     argv = ["train", "synth_demo", "--work-dir", str(run), *(["--resume"] if resume else [])]
-    return [*argv, *tiny_run_options(data, epochs=EPOCHS, batch_size=4)]
+    return [*argv, *flags, *tiny_run_options(data, epochs=EPOCHS, batch_size=4, extra=extra)]
 
 
 def aclstm_killed(fault: str, run: Path, data: Path):
@@ -71,17 +71,25 @@ def as_the_child_runs():
         torch.use_deterministic_algorithms(deterministic)
 
 
-def aclstm_here(run: Path, data: Path, monkeypatch, fault: str = "none::0", resume=False) -> str:
-    """``aclstm train`` in this process, stopped where ``fault`` says; returns its output."""
+def aclstm_here(
+    run: Path, data: Path, monkeypatch, fault="none::0", resume=False, extra=(), status=0, flags=()
+) -> str:
+    """``aclstm train`` in this process, stopped where ``fault`` says (a signal: it must end
+    with ``status``); returns its output, stdout and stderr."""
     kind, name, n = fault.split(":")
     out = io.StringIO()
-    with monkeypatch.context() as patches, as_the_child_runs(), contextlib.redirect_stdout(out):
+    with (
+        monkeypatch.context() as patches,
+        as_the_child_runs(),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(out),
+    ):
         inject(kind, name, Countdown(int(n), in_process=True), patches.setattr)
-        if kind == "none":
-            assert main(train_argv(run, data, resume)) == 0
+        if kind in ("none", "signal"):
+            assert main(train_argv(run, data, resume, extra, flags)) == status, out.getvalue()
         else:
             with pytest.raises(Killed):
-                main(train_argv(run, data, resume))
+                main(train_argv(run, data, resume, extra, flags))
     return out.getvalue()
 
 
@@ -136,4 +144,81 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(
     assert [r["epoch"] for r in ours] == list(range(1, EPOCHS + 1))
     assert [r["train_loss"] for r in ours] == [r["train_loss"] for r in theirs]
     assert [r["val_loss"] for r in ours] == [r["val_loss"] for r in theirs]
-    assert not [p.name for p in run.iterdir() if p.name.startswith(".")]  # nothing left over
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".last")]  # nothing left
+
+
+def assert_same_run(run: Path, reference: Path) -> None:
+    assert_same_weights(run / "last", reference / "last")
+    assert_same_weights(run / "best", reference / "best")
+    ours, theirs = records(run), records(reference)
+    assert [r["epoch"] for r in ours] == list(range(1, EPOCHS + 1))
+    assert [r["train_loss"] for r in ours] == [r["train_loss"] for r in theirs]
+
+
+@pytest.mark.parametrize(
+    ("every", "kill_at", "resumed_at"),
+    [
+        (1, 2, "epoch 0, step 1, 1 micro-batches into it"),  # inside the first epoch
+        (2, 6, "epoch 1, step 4, 1 micro-batches into it"),  # between step 4's and step 6's
+        (2, 9, "epoch 2, step 8, 2 micro-batches into it"),  # in the last epoch
+    ],
+    ids=["first-epoch", "between-checkpoints", "last-epoch"],
+)
+def test_a_run_killed_mid_epoch_resumes_from_its_step_checkpoint_bit_exactly(
+    every, kill_at, resumed_at, data, reference, tmp_path, monkeypatch
+):
+    """Checkpoints every ``every`` steps (the reference run wrote none inside epochs: they do
+    not change what is computed), a kill inside step ``kill_at``: resumed, the run ends with
+    the uninterrupted run's weights and records."""
+    run = tmp_path / "run"
+    extra = [f"train.checkpoint_every={every}"]
+    aclstm_here(run, data, monkeypatch, f"step::{kill_at}", extra=extra)
+    resumed = aclstm_here(run, data, monkeypatch, resume=True, extra=extra)
+    assert f"resumed from {run / 'last'} at {resumed_at}" in resumed
+    assert_same_run(run, reference)
+
+
+@pytest.mark.parametrize(("name", "status"), [("INT", 130), ("TERM", 143)])
+def test_a_signal_stops_after_the_step_with_a_checkpoint_and_says_how_to_resume(
+    name, status, data, reference, tmp_path, monkeypatch
+):
+    run = tmp_path / "run"
+    stopped = aclstm_here(run, data, monkeypatch, f"signal:{name}:5", status=status)
+    assert f"SIG{name}: stopped after step 5 (epoch 2/{EPOCHS})" in stopped
+    assert f"checkpoint {run / 'last'}; resume with: aclstm " in stopped
+    assert "--resume" in stopped and "Traceback" not in stopped
+    assert load_training_state(run / "last")["step"] == 5
+    resumed = aclstm_here(run, data, monkeypatch, resume=True)
+    assert "at epoch 1, step 5, 2 micro-batches into it" in resumed
+    assert_same_run(run, reference)
+
+
+def test_resume_with_nothing_to_resume_starts_afresh(data, reference, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    aclstm_here(run, data, monkeypatch, "step::2")  # killed before the first checkpoint
+    started = aclstm_here(run, data, monkeypatch, resume=True)
+    assert f"no checkpoint in {run / 'last'} to resume from: starting afresh" in started
+    assert_same_run(run, reference)
+
+
+def test_changed_settings_are_named_and_need_allow_changes(data, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    aclstm_here(run, data, monkeypatch, "step::5")
+    changed = ["train.lr=0.002"]
+    refused = aclstm_here(run, data, monkeypatch, resume=True, extra=changed, status=2)
+    assert "was trained with other settings (lr: 0.0025 -> 0.002)" in refused
+    assert "--allow-changes" in refused
+    flags = ["--allow-changes"]
+    allowed = aclstm_here(run, data, monkeypatch, resume=True, extra=changed, flags=flags)
+    assert "resuming with changed settings: lr: 0.0025 -> 0.002" in allowed
+
+
+def test_a_second_run_into_a_busy_work_dir_is_refused(data, tmp_path, capsys):
+    from aclstm.train.lock import WorkDirLock
+
+    run = tmp_path / "run"
+    with WorkDirLock(run):
+        assert main(train_argv(run, data)) == 2
+    err = capsys.readouterr().err
+    assert f"{run} is in use by another training run (pid {os.getpid()} on " in err
+    assert not (run / "metrics.jsonl").exists()

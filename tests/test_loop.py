@@ -116,6 +116,55 @@ def test_resume_gives_bit_identical_weights(tmp_path, tiny_jester):
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
 
 
+class DropoutNet(torch.nn.Module):
+    """A small clip classifier with dropout: its training draws from the global random stream,
+    which a resumed run must replay from the very step it stopped at."""
+
+    def __init__(self, classes=8):
+        super().__init__()
+        self.conv = torch.nn.Conv3d(3, 4, 3, padding=1)
+        self.drop = torch.nn.Dropout(0.5)
+        self.head = torch.nn.Linear(4, classes)
+
+    def forward(self, clips):
+        return self.head(self.drop(self.conv(clips).mean(dim=(2, 3, 4))))
+
+
+def test_a_run_stopped_mid_epoch_resumes_its_random_streams_bit_exactly(tmp_path):
+    class Stop(Exception):
+        pass
+
+    settings = quiet(epochs=2, batch_size=2, checkpoint_every=1)
+    data = RandomClips()
+
+    def run(work_dir, resume=False, stop_at=None):
+        torch.manual_seed(7)
+        model = DropoutNet()
+        if stop_at is not None:  # the optimiser step after the checkpoint of step stop_at - 1
+            steps = iter(range(1, 100))
+            real = torch.optim.SGD.step
+
+            def step(self, *args, **kwargs):
+                if next(steps) == stop_at:
+                    raise Stop
+                return real(self, *args, **kwargs)
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(torch.optim.SGD, "step", step)
+                with pytest.raises(Stop):
+                    fit(model, data, data, work_dir, settings, log=lambda _: None)
+            return model
+        fit(model, data, data, work_dir, settings, resume=resume, log=lambda _: None)
+        return model
+
+    straight = run(tmp_path / "a")
+    run(tmp_path / "b", stop_at=3)  # in epoch 1 of 4 steps, with step 2's checkpoint
+    resumed = run(tmp_path / "b", resume=True)
+    after = resumed.state_dict()
+    for name, a in straight.state_dict().items():
+        assert torch.equal(a, after[name]), name
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path):
     data = RandomClips()
     model = create("tiny", num_classes=8)
@@ -266,9 +315,9 @@ def test_resume_repairs_the_metrics_a_kill_left_behind(tmp_path):
     metrics = tmp_path / "metrics.jsonl"
     first, second = metrics.read_text().splitlines()
     metrics.write_text(first + '\n{"epoch": 3, "train_lo')
-    settings = quiet(epochs=3, batch_size=4)
+    settings = quiet(epochs=3, batch_size=4)  # a run extended by an epoch
     fit(create("tiny", num_classes=8), data, data, tmp_path, settings, resume=True,
-        log=lambda _: None)  # fmt: skip
+        log=lambda _: None, allow_changes=True)  # fmt: skip
     records = [json.loads(x) for x in metrics.read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3]
     assert records[1] == json.loads(second)  # from last/meta.json of epoch 2
@@ -317,6 +366,57 @@ def test_under_torchrun_one_process_nan_skips_the_batch_in_every_process(tmp_pat
         "rank 0: train_nonfinite 1",
         "rank 1: train_nonfinite 1",
     ]
+
+
+TORCHRUN_SIGTERM = """
+import os, signal, sys, torch
+from aclstm.models import create
+from aclstm.train import distributed
+from aclstm.train.interrupt import TrainingInterrupted
+from aclstm.train.loop import TrainSettings, fit
+
+class Clips(torch.utils.data.Dataset):
+    x = torch.randn(16, 3, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+    def __len__(self):
+        return 16
+    def __getitem__(self, i):
+        return self.x[i], i % 8
+
+distributed.init_from_env(torch.device("cpu"))
+if distributed.rank() == 1:  # only rank 1 is signalled, inside its 3rd step
+    real, count = torch.optim.SGD.step, [0]
+    def step(self, *args, **kwargs):
+        count[0] += 1
+        if count[0] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, *args, **kwargs)
+    torch.optim.SGD.step = step
+torch.manual_seed(0)
+settings = TrainSettings(epochs=3, batch_size=4, progress=False, tensorboard=False)
+try:
+    fit(create("tiny", num_classes=8), Clips(), Clips(), sys.argv[1], settings)
+except TrainingInterrupted as stopped:
+    print(f"rank {distributed.rank()} stopped: {stopped}", flush=True)
+distributed.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_under_torchrun_a_signal_to_one_process_stops_all_at_the_same_step(tmp_path):
+    from aclstm.train.checkpoint import load_training_state
+
+    script = tmp_path / "term.py"
+    script.write_text(TORCHRUN_SIGTERM)
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         f"--master_port={free_port()}", str(script), str(tmp_path / "run")],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rank in (0, 1):
+        assert f"rank {rank} stopped: SIGTERM: stopped after step 3 (epoch 1/3)" in result.stdout
+    state = load_training_state(tmp_path / "run" / "last")
+    assert (state["step"], state["epoch"], state["batches"]) == (3, 0, 3)
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["native-bf16", "emulated-bf16"])

@@ -37,3 +37,13 @@ def test_the_order_follows_seed_and_epoch_only():
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError, match="rank=2"):
         StepBatchSampler(10, 2, world_size=2, rank=2)
+
+
+def test_an_epoch_resumed_mid_way_reads_the_rest_of_the_same_order():
+    whole = StepBatchSampler(40, micro_batch=3, accumulate=2, seed=5)
+    whole.set_epoch(2)
+    rest = StepBatchSampler(40, micro_batch=3, accumulate=2, seed=5)
+    rest.set_epoch(2, skip=4)
+    assert list(rest) == list(whole)[4:] and len(rest) == len(whole) - 4
+    with pytest.raises(ValueError, match="cannot skip 13"):
+        rest.set_epoch(2, skip=13)

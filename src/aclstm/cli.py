@@ -137,7 +137,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     path = _config_path(args.config)
     config = load_config(path, overrides)
     work_dir = Path(args.work_dir or Path("runs") / path.stem)
-    metrics = train(config, work_dir, resume=args.resume, progress=not args.no_progress)
+    from aclstm.train.interrupt import TrainingInterrupted
+
+    try:
+        metrics = train(
+            config, work_dir, args.resume, not args.no_progress, allow_changes=args.allow_changes
+        )
+    except TrainingInterrupted as stopped:
+        print(f"aclstm train: {stopped}", file=sys.stderr)
+        return stopped.exit_status
     if metrics:
         print(f"val_top1={metrics['val_top1']:.4f} (run folder {work_dir})")
     return 0
@@ -464,8 +472,13 @@ def build_parser() -> argparse.ArgumentParser:
         const=True,
         default=False,
         metavar="CKPT",
-        help="continue the run in --work-dir from its last/ checkpoint (or from CKPT)",
+        help="continue the run in --work-dir from its last/ checkpoint (or from CKPT); "
+        "with none there, start afresh",
     )
+    train.add_argument(
+        "--allow-changes", action="store_true",
+        help="resume with training settings changed (the run is then not reproduced exactly)",
+    )  # fmt: skip
     train.add_argument(
         "--amp",
         nargs="?",
@@ -679,6 +692,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # what was expected, so print them without a traceback.
         print(f"aclstm {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C where nothing catches it (a second one, a long setup)
+        print(f"aclstm {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

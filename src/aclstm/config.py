@@ -123,6 +123,7 @@ class TrainConfig:
     init_from: str | None = None  # a checkpoint to start from (a new head if classes differ)
     skip_nonfinite: bool = False  # a non-finite loss skips its batch (counted) instead of stopping
     nonfinite_limit: int = 10  # with skip_nonfinite: stop anyway after this many in a row
+    checkpoint_every: int | str | None = None  # also inside epochs: N steps, or "10min", "30s"
 
 
 @dataclass

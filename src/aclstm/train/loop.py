@@ -9,6 +9,7 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from .checkpoint import (
     recover_checkpoint,
     save_checkpoint,
 )
+from .interrupt import CheckpointSchedule, StopRequest, TrainingInterrupted
 from .sampler import StepBatchSampler
 from .schedule import poly_lr
 
@@ -74,6 +76,11 @@ class TrainSettings:
     tensorboard: bool = True  # TensorBoard event files in work_dir/tensorboard (rank 0)
     skip_nonfinite: bool = False  # a non-finite loss skips its batch (counted) instead of stopping
     nonfinite_limit: int = 10  # with skip_nonfinite: stop anyway after this many in a row
+    checkpoint_every: int | str | None = None  # also inside epochs: N steps, or "10min", "30s"
+
+
+# Settings that do not change what a run computes: a resumed run may differ in these freely.
+RESUME_FREE = ("progress", "tensorboard", "num_workers", "checkpoint_every")
 
 
 # oneDNN's ISA names from the first with native bf16 on (ONEDNN_MAX_CPU_ISA's values).
@@ -342,16 +349,51 @@ def repair_metrics(path: Path, epoch: int, last_metrics: dict[str, Any] | None) 
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
+@dataclass
+class Resumed:
+    """Where a resumed run starts: after ``step`` optimiser steps, in epoch ``epoch``
+    (0-based) with its first ``batches`` micro-batches done and their ``totals``."""
+
+    step: int
+    epoch: int
+    batches: int
+    totals: list[float] | None
+    best_top1: float
+    rng: dict[str, Any]
+    metrics: dict[str, Any] | None  # the last whole epoch's
+    folder: Path
+
+
+def resumable(work_dir: str | Path) -> bool:
+    """Whether ``work_dir/last`` holds a checkpoint to resume from, once any checkpoint swap a
+    kill interrupted is finished (a run killed in its first epoch, before its first
+    checkpoint, has none)."""
+    last = Path(work_dir) / "last"
+    recover_checkpoint(last)
+    return (readable_folder(last) / "state.pt").is_file()
+
+
+def setting_changes(meta: dict[str, Any], settings: TrainSettings) -> list[str]:
+    """The training settings that differ from those a checkpoint was trained with, as
+    ``"lr: 0.001 -> 0.002"`` (those in :data:`RESUME_FREE` left out)."""
+    before = meta.get("settings", {})
+    now = asdict(settings)
+    return [
+        f"{key}: {before[key]!r} -> {now[key]!r}"
+        for key in now
+        if key in before and key not in RESUME_FREE and before[key] != now[key]
+    ]
+
+
 def _resume(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     work_dir: Path,
     resume: bool | str | Path,
     main_process: bool,
-) -> tuple[int, int, float, Path]:
+) -> Resumed:
     """Load weights, optimiser and random streams of the checkpoint to resume from, after
-    finishing any checkpoint swap a kill interrupted; returns (step, epoch, best top-1,
-    folder)."""
+    finishing any checkpoint swap a kill interrupted."""
     last = work_dir / "last" if resume is True else Path(resume)
     if main_process and resume is True:  # the run's own folder; another run's is only read
         recover_checkpoint(last)
@@ -359,10 +401,65 @@ def _resume(
     load_weights(last, model)
     state = load_training_state(last)
     optimizer.load_state_dict(state["optimizer"])
-    _restore_rng(state["rng"])
+    metrics = load_meta(last).get("metrics")
     if main_process:
-        repair_metrics(work_dir / "metrics.jsonl", state["epoch"], load_meta(last).get("metrics"))
-    return state["step"], state["epoch"], state["best_top1"], last
+        repair_metrics(work_dir / "metrics.jsonl", state["epoch"], metrics)
+    return Resumed(
+        state["step"], state["epoch"], state.get("batches", 0), state.get("totals"),
+        state["best_top1"], state["rng"], metrics, last,
+    )  # fmt: skip
+
+
+def _write_last(
+    work_dir: Path, model, optimizer, meta: dict[str, Any], position: dict[str, Any]
+) -> None:
+    """``work_dir/last``: weights, meta (with the last whole epoch's metrics) and the training
+    state at ``position`` (step, epoch, batches, totals, best_top1), the random streams now."""
+    state = {"optimizer": optimizer.state_dict(), **position, "rng": _rng_state()}
+    save_checkpoint(work_dir / "last", model, meta, state)
+
+
+def _resume_command() -> str:
+    import shlex
+
+    args = sys.argv[1:]
+    return shlex.join(["aclstm", *args, *([] if "--resume" in args else ["--resume"])])
+
+
+def _check_changes(folder: Path, s: TrainSettings, allow: bool, log) -> None:
+    changes = setting_changes(load_meta(folder), s)
+    if changes and not allow:
+        raise ValueError(
+            f"{folder} was trained with other settings ({'; '.join(changes)}): resumed so, the "
+            "run would not be the one it was; resume with --allow-changes to go on with the "
+            "new settings"
+        )
+    if changes:
+        log(f"resuming with changed settings: {'; '.join(changes)}")
+
+
+def _agree(signum: int | None, due: bool) -> tuple[int | None, bool]:
+    """The signal any process was stopped by (SIGTERM before SIGINT), and whether any finds a
+    checkpoint due: all processes act on the same step."""
+    if distributed.world_size() == 1:
+        return signum, due
+    flags = torch.tensor([signum == signal.SIGTERM, signum == signal.SIGINT, due], dtype=float)
+    term, interrupt, due = (distributed.all_reduce_sum(flags) > 0).tolist()
+    return signal.SIGTERM if term else signal.SIGINT if interrupt else None, due
+
+
+def _interrupted(stop: StopRequest, epoch: int, epochs: int, step: int, work_dir: Path, board):
+    """End the run on the signal ``stop`` caught, its checkpoint written."""
+    stop.__exit__()
+    if board is not None:
+        board.close()
+    signum = stop.signum
+    name = signal.Signals(signum).name
+    raise TrainingInterrupted(
+        signum,
+        f"{name}: stopped after step {step} (epoch {min(epoch + 1, epochs)}/{epochs}); "
+        f"checkpoint {work_dir / 'last'}; resume with: {_resume_command()}",
+    )
 
 
 def fit(
@@ -375,6 +472,7 @@ def fit(
     resume: bool | str | Path = False,
     device: torch.device | str = "cpu",
     log: Callable[[str], None] = print,
+    allow_changes: bool = False,
 ) -> dict[str, Any]:
     """Train ``model`` and return the last epoch's metrics.
 
@@ -383,7 +481,10 @@ def fit(
     files. With ``resume`` it continues from ``work_dir/last``: weights, optimiser, step,
     epoch and every random stream, so the run ends with the same weights as one never
     interrupted, even one killed at any point (``resume`` may also name another checkpoint
-    folder holding a training state). Under torchrun only rank 0 writes and logs.
+    folder holding a training state); a checkpoint trained with other settings is refused
+    unless ``allow_changes``. ``settings.checkpoint_every`` adds checkpoints inside epochs;
+    SIGINT or SIGTERM stops the run after the step under way with a checkpoint written
+    (:class:`TrainingInterrupted`). Under torchrun only rank 0 writes and logs.
     """
     work_dir = Path(work_dir)
     device = torch.device(device)
@@ -425,11 +526,17 @@ def fit(
     scaler = torch.amp.GradScaler(device.type, enabled=s.amp == "fp16")
     meta = {**(meta or {}), "settings": asdict(s)}
     step, start_epoch, best_top1 = 0, 0, -1.0
+    metrics: dict[str, Any] = {}
+    resumed = None
     if resume:
-        step, start_epoch, best_top1, source = _resume(
-            model, optimizer, work_dir, resume, main_process
-        )
-        log(f"resumed from {source} at epoch {start_epoch}, step {step}")
+        resumed = _resume(model, optimizer, work_dir, resume, main_process)
+        _check_changes(resumed.folder, s, allow_changes, log)
+        step, start_epoch, best_top1 = resumed.step, resumed.epoch, resumed.best_top1
+        metrics = resumed.metrics or {}
+        if not resumed.batches:  # else once the epoch's data loader has drawn its seed
+            _restore_rng(resumed.rng)
+        within = f", {resumed.batches} micro-batches into it" if resumed.batches else ""
+        log(f"resumed from {resumed.folder} at epoch {start_epoch}, step {step}{within}")
     guard = NonFiniteGuard(s.skip_nonfinite, s.nonfinite_limit, work_dir / "last")
     net = distributed.wrap(model, device)
     if s.compile:
@@ -438,127 +545,147 @@ def fit(
     if main_process and not resume:
         (work_dir / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run, fresh records
 
-    metrics: dict[str, Any] = {}
-    for epoch in range(start_epoch, s.epochs):
-        model.train()
-        sampler.set_epoch(epoch)
-        if hasattr(train_set, "set_epoch"):  # workers start afresh each epoch and see it
-            train_set.set_epoch(epoch)
-        started = time.perf_counter()
-        # loss sum, correct, seen (clips, or steps of continuous windows), skipped, NaN, clips
-        totals = torch.zeros(6, dtype=torch.float64)
-        bar = tqdm(
-            loader,
-            desc=f"epoch {epoch + 1}/{s.epochs}",
-            unit="batch",
-            leave=False,
-            file=sys.stderr,
-            disable=not (s.progress and main_process),
-        )
-        poisoned = False
-        for micro, batch in enumerate(bar):
-            totals[3] += batch.skipped
-            if not len(batch.labels):
-                continue
-            clips = _to_device(batch.clips, device, s.channels_last)
-            labels = batch.labels.to(device)
-            last_micro = (micro + 1) % s.accumulate == 0
-            sync = nullcontext() if last_micro or world == 1 else net.no_sync()
-            buffers = _copy_buffers(model) if s.skip_nonfinite else None
-            with sync:
-                with autocast(device, s.amp):
-                    logits, targets = outputs_and_targets(net, clips, labels)
-                    loss = F.cross_entropy(
-                        logits.float(),
-                        targets,
-                        ignore_index=IGNORE,
-                        label_smoothing=s.label_smoothing,
-                    )
-                loss_value = loss.item()
-                skip = guard.skips(loss_value, epoch, step)
-                if not skip:
-                    scaler.scale(loss / s.accumulate).backward()
-            if skip:
-                _restore_buffers(model, buffers)  # the forward pass fed BatchNorm the bad batch
-                totals[4] += 1 if main_process else 0  # all processes skip it: count it once
-                poisoned = True  # the optimiser step this micro-batch belongs to is dropped
-            else:
-                known = targets != IGNORE
-                totals[0] += loss_value * known.sum().item()
-                totals[1] += (logits.argmax(1) == targets)[known].sum().item()
-                totals[2] += known.sum().item()
-                totals[5] += len(labels)
-            if last_micro:
-                lr = poly_lr(step, total_steps, s.lr, s.end_lr, s.power)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                if not poisoned:
-                    scaler.step(optimizer)
-                    scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1  # a dropped step too: the schedule stays on course
-                if board is not None and not poisoned:
-                    board.add_scalar("train/loss", loss_value, step)
-                    board.add_scalar("train/lr", lr, step)
-                poisoned = False
+    schedule = CheckpointSchedule(s.checkpoint_every)
+    with StopRequest() as stop:
+        for epoch in range(start_epoch, s.epochs):
+            model.train()
+            skip = resumed.batches if resumed is not None and epoch == resumed.epoch else 0
+            sampler.set_epoch(epoch, skip)
+            if hasattr(train_set, "set_epoch"):  # workers start afresh each epoch and see it
+                train_set.set_epoch(epoch)
+            started = time.perf_counter()
+            # loss sum, correct, seen (clips, or steps of continuous windows), skipped, NaN, clips
+            totals = torch.zeros(6, dtype=torch.float64)
+            batches = iter(loader)  # draws the epoch's seed from the global stream
+            if skip:  # resumed mid-epoch: its sums so far (kept by rank 0), the streams then
+                if main_process and resumed.totals is not None:
+                    totals = torch.tensor(resumed.totals, dtype=torch.float64)
+                _restore_rng(resumed.rng)
+            bar = tqdm(
+                batches,
+                total=len(loader),
+                desc=f"epoch {epoch + 1}/{s.epochs}",
+                unit="batch",
+                leave=False,
+                file=sys.stderr,
+                disable=not (s.progress and main_process),
+            )
+            poisoned = False
+            for micro, batch in enumerate(bar, start=skip):
+                totals[3] += batch.skipped
+                if not len(batch.labels):
+                    continue
+                clips = _to_device(batch.clips, device, s.channels_last)
+                labels = batch.labels.to(device)
+                last_micro = (micro + 1) % s.accumulate == 0
+                sync = nullcontext() if last_micro or world == 1 else net.no_sync()
+                buffers = _copy_buffers(model) if s.skip_nonfinite else None
+                with sync:
+                    with autocast(device, s.amp):
+                        logits, targets = outputs_and_targets(net, clips, labels)
+                        loss = F.cross_entropy(
+                            logits.float(),
+                            targets,
+                            ignore_index=IGNORE,
+                            label_smoothing=s.label_smoothing,
+                        )
+                    loss_value = loss.item()
+                    skip = guard.skips(loss_value, epoch, step)
+                    if not skip:
+                        scaler.scale(loss / s.accumulate).backward()
+                if skip:
+                    _restore_buffers(model, buffers)  # the forward pass fed BatchNorm the bad batch
+                    totals[4] += 1 if main_process else 0  # all processes skip it: count it once
+                    poisoned = True  # the optimiser step this micro-batch belongs to is dropped
+                else:
+                    known = targets != IGNORE
+                    totals[0] += loss_value * known.sum().item()
+                    totals[1] += (logits.argmax(1) == targets)[known].sum().item()
+                    totals[2] += known.sum().item()
+                    totals[5] += len(labels)
+                if last_micro:
+                    lr = poly_lr(step, total_steps, s.lr, s.end_lr, s.power)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    if not poisoned:
+                        scaler.step(optimizer)
+                        scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+                    step += 1  # a dropped step too: the schedule stays on course
+                    if board is not None and not poisoned:
+                        board.add_scalar("train/loss", loss_value, step)
+                        board.add_scalar("train/lr", lr, step)
+                    poisoned = False
+                    stop.signum, due = _agree(stop.signum, schedule.due(step))
+                    if stop.signum or due:
+                        check_finite_weights(model, epoch, work_dir / "last")
+                        position = {"step": step, "epoch": epoch, "batches": micro + 1}
+                        position["totals"] = distributed.all_reduce_sum(totals.clone()).tolist()
+                        if main_process:
+                            position["best_top1"] = best_top1
+                            _write_last(work_dir, model, optimizer, {**meta, "metrics": metrics},
+                                        position)  # fmt: skip
+                        distributed.barrier()
+                        schedule.written()
+                    if stop.signum:
+                        bar.close()
+                        _interrupted(stop, epoch, s.epochs, step, work_dir, board)
+                seen = max(totals[2].item(), 1)
+                bar.set_postfix(
+                    loss=f"{totals[0].item() / seen:.3f}",
+                    acc=f"{totals[1].item() / seen:.3f}",
+                    clips_s=f"{totals[5].item() * world / (time.perf_counter() - started):.1f}",
+                )
+            bar.close()
+            totals = distributed.all_reduce_sum(totals)
+            distributed.average_buffers(model)
+            elapsed = time.perf_counter() - started
+            val = evaluate(
+                model, val_set, max(1, s.batch_size // world), s.num_workers, device, s.amp,
+                s.channels_last, progress=s.progress,
+            )  # fmt: skip
             seen = max(totals[2].item(), 1)
-            bar.set_postfix(
-                loss=f"{totals[0].item() / seen:.3f}",
-                acc=f"{totals[1].item() / seen:.3f}",
-                clips_s=f"{totals[5].item() * world / (time.perf_counter() - started):.1f}",
-            )
-        bar.close()
-        totals = distributed.all_reduce_sum(totals)
-        distributed.average_buffers(model)
-        elapsed = time.perf_counter() - started
-        val = evaluate(
-            model, val_set, max(1, s.batch_size // world), s.num_workers, device, s.amp,
-            s.channels_last, progress=s.progress,
-        )  # fmt: skip
-        seen = max(totals[2].item(), 1)
-        metrics = {
-            "epoch": epoch + 1,
-            "step": step,
-            "lr": poly_lr(step, total_steps, s.lr, s.end_lr, s.power),
-            "train_loss": totals[0].item() / seen,
-            "train_top1": totals[1].item() / seen,
-            "train_clips_per_s": totals[5].item() / elapsed,
-            "train_skipped": int(totals[3].item()),
-            "train_nonfinite": int(totals[4].item()),
-            "val_top1": val["top1"],
-            "val_top5": val["top5"],
-            "val_loss": val["loss"],
-            "val_skipped": val["skipped"],
-            "epoch_seconds": elapsed,
-        }
-        best_top1 = max(best_top1, val["top1"])
-        check_finite_weights(model, epoch, work_dir / "last")
-        if main_process:
-            state = {
-                "optimizer": optimizer.state_dict(),
-                "step": step,
+            metrics = {
                 "epoch": epoch + 1,
-                "best_top1": best_top1,
-                "rng": _rng_state(),
+                "step": step,
+                "lr": poly_lr(step, total_steps, s.lr, s.end_lr, s.power),
+                "train_loss": totals[0].item() / seen,
+                "train_top1": totals[1].item() / seen,
+                "train_clips_per_s": totals[5].item() / elapsed,
+                "train_skipped": int(totals[3].item()),
+                "train_nonfinite": int(totals[4].item()),
+                "val_top1": val["top1"],
+                "val_top5": val["top5"],
+                "val_loss": val["loss"],
+                "val_skipped": val["skipped"],
+                "epoch_seconds": elapsed,
             }
-            # best/ before last/: a kill between them resumes from the epoch before, which
-            # repeats this one exactly and writes the same best/ again.
-            if val["top1"] >= best_top1:
-                save_checkpoint(work_dir / "best", model, {**meta, "metrics": metrics})
-            save_checkpoint(work_dir / "last", model, {**meta, "metrics": metrics}, state)
-            with open(work_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(metrics) + "\n")
-            if board is not None:
-                for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5"):
-                    board.add_scalar(key.replace("_", "/", 1), metrics[key], epoch + 1)
-                board.flush()
-            note = _skip_note(metrics)
-            log(
-                f"epoch {epoch + 1}/{s.epochs}: loss {metrics['train_loss']:.3f}, "
-                f"train top-1 {metrics['train_top1']:.3f}, val top-1 {val['top1']:.3f}, "
-                f"{metrics['train_clips_per_s']:.1f} clips/s, {elapsed:.0f} s{note}"
-            )
-        distributed.barrier()
+            best_top1 = max(best_top1, val["top1"])
+            check_finite_weights(model, epoch, work_dir / "last")
+            if main_process:
+                # best/ before last/: a kill between them resumes from the epoch before, which
+                # repeats this one exactly and writes the same best/ again.
+                if val["top1"] >= best_top1:
+                    save_checkpoint(work_dir / "best", model, {**meta, "metrics": metrics})
+                position = {"step": step, "epoch": epoch + 1, "best_top1": best_top1}
+                _write_last(work_dir, model, optimizer, {**meta, "metrics": metrics}, position)
+                with open(work_dir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(metrics) + "\n")
+                if board is not None:
+                    for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5"):
+                        board.add_scalar(key.replace("_", "/", 1), metrics[key], epoch + 1)
+                    board.flush()
+                note = _skip_note(metrics)
+                log(
+                    f"epoch {epoch + 1}/{s.epochs}: loss {metrics['train_loss']:.3f}, "
+                    f"train top-1 {metrics['train_top1']:.3f}, val top-1 {val['top1']:.3f}, "
+                    f"{metrics['train_clips_per_s']:.1f} clips/s, {elapsed:.0f} s{note}"
+                )
+            distributed.barrier()
+            schedule.written()
+            stop.signum = _agree(stop.signum, False)[0]
+            if stop.signum:
+                _interrupted(stop, epoch + 1, s.epochs, step, work_dir, board)
     if board is not None:
         board.close()
     if world > 1:

@@ -20,7 +20,9 @@ from aclstm.models import GestureNet, GestureNetConfig, preset_config
 
 from . import distributed
 from .checkpoint import CheckpointError, load_meta, load_weights
-from .loop import TrainSettings, fit
+from .interrupt import parse_checkpoint_every
+from .lock import WorkDirLock
+from .loop import TrainSettings, fit, resumable
 
 __all__ = [
     "META_FORMAT",
@@ -73,6 +75,7 @@ def train_settings(config: RunConfig) -> TrainSettings:
         seed=t.seed,
         skip_nonfinite=t.skip_nonfinite,
         nonfinite_limit=t.nonfinite_limit,
+        checkpoint_every=t.checkpoint_every,
     )
 
 
@@ -120,52 +123,75 @@ def train(
     resume: bool | str | Path = False,
     progress: bool = True,
     log=print,
+    allow_changes: bool = False,
 ) -> dict[str, Any]:
-    """Train as ``config`` says and write the run into ``work_dir``; returns the last
-    epoch's metrics. Joins the process group when launched by torchrun."""
+    """Train as ``config`` says and write the run into ``work_dir`` (which no other run may
+    use meanwhile); returns the last epoch's metrics. ``resume=True`` with no checkpoint in
+    ``work_dir`` starts afresh. Joins the process group when launched by torchrun."""
     work_dir = Path(work_dir)
+    parse_checkpoint_every(config.train.checkpoint_every)  # a bad value stops nothing midway
     device = distributed.device_for_process(config.train.device)
     distributed.init_from_env(device)
     main_process = distributed.rank() == 0
     say = log if main_process else (lambda _: None)
     try:
-        if config.data.dataset in ("synth", "synth_congd"):
-            if main_process:
-                ensure_synthetic_set(config.data, log=say)
-            distributed.barrier()
-        torch.manual_seed(config.train.seed)  # the initial weights
-        probe = build_model(config, num_classes=1).config
-        frames, size = probe.frames, probe.size
-        train_set = build_dataset(config.data, "train", frames, size, seed=config.train.seed)
-        val_set = build_dataset(config.data, "val", frames, size)
-        if val_set.classes != train_set.classes:
-            raise ValueError("the train and val splits name different classes")
-        model = build_model(config, num_classes=len(train_set.classes))
-        if config.train.init_from and not resume:
-            _init_from(model, config.train.init_from, say)
-        work_dir.mkdir(parents=True, exist_ok=True)
-        if main_process:
-            (work_dir / "config.json").write_text(_json(config.as_dict()))
-        settings = replace(train_settings(config), progress=progress)
-        unit = "windows" if config.data.dataset in CONTINUOUS else "clips"
-        say(
-            f"training {config.model.preset} ({'+'.join(model.config.cells())}) on "
-            f"{len(train_set)} {unit}, validating on {len(val_set)}, {len(train_set.classes)} "
-            f"classes, {device}, {distributed.world_size()} process(es)"
-        )
-        return fit(
-            model,
-            train_set,
-            val_set,
-            work_dir,
-            settings,
-            meta=checkpoint_meta(config, model, train_set.classes),
-            resume=resume,
-            device=device,
-            log=say,
-        )
+        with WorkDirLock(work_dir, enabled=main_process):
+            distributed.barrier()  # the others wait until rank 0 holds the work dir
+            if resume is True and not _resumable_everywhere(work_dir, main_process):
+                say(f"no checkpoint in {work_dir / 'last'} to resume from: starting afresh")
+                resume = False
+            return _train(config, work_dir, resume, progress, say, allow_changes, device)
     finally:
         distributed.shutdown()
+
+
+def _resumable_everywhere(work_dir: Path, main_process: bool) -> bool:
+    """Rank 0 finishes any interrupted checkpoint swap and tells the others what it found."""
+    found = resumable(work_dir) if main_process else False
+    if distributed.world_size() > 1:
+        found = distributed.all_reduce_sum(torch.tensor([float(found)])).item() > 0
+    return found
+
+
+def _train(config, work_dir: Path, resume, progress: bool, say, allow_changes: bool, device):
+    """The run itself, with the work dir held (see :func:`train`)."""
+    main_process = distributed.rank() == 0
+    if config.data.dataset in ("synth", "synth_congd"):
+        if main_process:
+            ensure_synthetic_set(config.data, log=say)
+        distributed.barrier()
+    torch.manual_seed(config.train.seed)  # the initial weights
+    probe = build_model(config, num_classes=1).config
+    frames, size = probe.frames, probe.size
+    train_set = build_dataset(config.data, "train", frames, size, seed=config.train.seed)
+    val_set = build_dataset(config.data, "val", frames, size)
+    if val_set.classes != train_set.classes:
+        raise ValueError("the train and val splits name different classes")
+    model = build_model(config, num_classes=len(train_set.classes))
+    if config.train.init_from and not resume:
+        _init_from(model, config.train.init_from, say)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if main_process:
+        (work_dir / "config.json").write_text(_json(config.as_dict()))
+    settings = replace(train_settings(config), progress=progress)
+    unit = "windows" if config.data.dataset in CONTINUOUS else "clips"
+    say(
+        f"training {config.model.preset} ({'+'.join(model.config.cells())}) on "
+        f"{len(train_set)} {unit}, validating on {len(val_set)}, {len(train_set.classes)} "
+        f"classes, {device}, {distributed.world_size()} process(es)"
+    )
+    return fit(
+        model,
+        train_set,
+        val_set,
+        work_dir,
+        settings,
+        meta=checkpoint_meta(config, model, train_set.classes),
+        resume=resume,
+        device=device,
+        log=say,
+        allow_changes=allow_changes,
+    )
 
 
 def _evaluate_videos(model, config: RunConfig, split: str, meta, predictions: Path) -> dict:

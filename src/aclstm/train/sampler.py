@@ -44,6 +44,7 @@ class StepBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.shuffle = shuffle
         self.epoch = 0
+        self.skip = 0  # micro-batches of the epoch already done (a run resumed mid-epoch)
 
     @property
     def global_batch(self) -> int:
@@ -53,11 +54,14 @@ class StepBatchSampler(Sampler[list[int]]):
     def steps_per_epoch(self) -> int:
         return self.num_items // self.global_batch
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Draw ``epoch``'s order, and leave out its first ``skip`` micro-batches."""
+        if not 0 <= skip <= self.steps_per_epoch * self.accumulate:
+            raise ValueError(f"cannot skip {skip} micro-batches of an epoch of {len(self)}")
+        self.epoch, self.skip = epoch, skip
 
     def __len__(self) -> int:
-        return self.steps_per_epoch * self.accumulate
+        return self.steps_per_epoch * self.accumulate - self.skip
 
     def __iter__(self) -> Iterator[list[int]]:
         if self.shuffle:
@@ -69,5 +73,7 @@ class StepBatchSampler(Sampler[list[int]]):
         for step in range(self.steps_per_epoch):
             start = step * self.global_batch
             for micro in range(self.accumulate):
+                if step * self.accumulate + micro < self.skip:
+                    continue
                 slot = micro * self.world_size + self.rank
                 yield order[start + slot * b : start + (slot + 1) * b]
