@@ -209,6 +209,24 @@ def test_video_files_read(tmp_path):
     assert np.allclose(_frame_numbers(clip), range(1, 13))
 
 
+@pytest.mark.parametrize("kind", ["video", "frames"])
+def test_cached_videos_give_the_windows_decoding_gives(tmp_path, kind):
+    if kind == "video":
+        write_video(tmp_path / "train/M_00001.avi", 30, size=(32, 48))
+        (tmp_path / "train_list.txt").write_text("train/00001 2,6:9 9,12:3 20,27:5\n")
+    else:
+        _frame_set(tmp_path, "v/1 3,7:1 8,12:3\n", frames=20)
+    args = {"window": 5, "size": 16, "training": True, "mean": (0, 0, 0), "seed": 2}
+    plain = ConGDDataset(tmp_path, frame_stride=2, **args)
+    cached = ConGDDataset(tmp_path, frame_stride=2, cache_frames=True, **args)
+    for epoch in range(4):
+        plain.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        (a, la), (b, lb) = plain[0], cached[0]
+        assert torch.equal(a, b) and torch.equal(la, lb)
+    assert len(cached._decoded) == 1  # decoded once, read four times
+
+
 def test_a_frame_stride_is_refused_for_isolated_clips():
     from aclstm.config import DataConfig
     from aclstm.data.factory import build_dataset

@@ -97,6 +97,7 @@ class DataConfig:
     on_error: str = "raise"  # or "skip": drop unreadable clips and count them
     windows_per_video: int = 1  # congd, synth_congd: training windows drawn per video an epoch
     frame_stride: int = 1  # congd, synth_congd: the network sees every k-th frame of the videos
+    cache_frames: bool = False  # congd, synth_congd: keep decoded videos in memory (small sets)
     num_workers: int = 2
     synth: SynthConfig = field(default_factory=SynthConfig)
 

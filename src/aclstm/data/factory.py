@@ -173,6 +173,7 @@ def _continuous(data, name: str, common: dict) -> ConGDDataset:
         seed=common["seed"],
         windows_per_video=data.windows_per_video if common["training"] else 1,
         frame_stride=data.frame_stride,
+        cache_frames=data.cache_frames and common["training"],
     )
     dataset.on_error = common["on_error"]
     return dataset
