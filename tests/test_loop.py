@@ -348,18 +348,25 @@ distributed.shutdown()
 """
 
 
-@pytest.mark.slow
-def test_under_torchrun_one_process_nan_skips_the_batch_in_every_process(tmp_path):
-    """Clip 3 lands in one process's half of a batch: both processes skip that step (neither
-    waits for the other's gradients), count it once, and end with the same weights."""
-    script = tmp_path / "skip.py"
-    script.write_text(TORCHRUN_SKIP)
+def torchrun_two_processes(script_text: str, tmp_path) -> subprocess.CompletedProcess:
+    """Run ``script_text`` as 2 gloo processes under torchrun (one thread each), with the run
+    folder ``tmp_path/run`` as its argument; it must succeed."""
+    script = tmp_path / "script.py"
+    script.write_text(script_text)
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
          f"--master_port={free_port()}", str(script), str(tmp_path / "run")],
         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_under_torchrun_one_process_nan_skips_the_batch_in_every_process(tmp_path):
+    """Clip 3 lands in one process's half of a batch: both processes skip that step (neither
+    waits for the other's gradients), count it once, and end with the same weights."""
+    result = torchrun_two_processes(TORCHRUN_SKIP, tmp_path)
     assert result.stdout.count("skipped 1 batch with a non-finite loss") == 2  # 2 epochs
     assert "weights identical on all 2 processes" in result.stdout
     assert sorted(re.findall(r"rank \d: train_nonfinite \d", result.stdout)) == [
@@ -405,14 +412,7 @@ distributed.shutdown()
 def test_under_torchrun_a_signal_to_one_process_stops_all_at_the_same_step(tmp_path):
     from aclstm.train.checkpoint import load_training_state
 
-    script = tmp_path / "term.py"
-    script.write_text(TORCHRUN_SIGTERM)
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-         f"--master_port={free_port()}", str(script), str(tmp_path / "run")],
-        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = torchrun_two_processes(TORCHRUN_SIGTERM, tmp_path)
     for rank in (0, 1):
         assert f"rank {rank} stopped: SIGTERM: stopped after step 3 (epoch 1/3)" in result.stdout
     state = load_training_state(tmp_path / "run" / "last")
