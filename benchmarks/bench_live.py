@@ -5,7 +5,9 @@ alone and beside another CPU-bound process, with 1 and 2 torch threads.
 The video: ``--video``, or a synthetic continuous video (seed ``--seed``) encoded as H.264 at
 10 frames/s, ConGD's rate. The busy neighbour is a separate Python process spinning on the
 CPU, as another job on a shared 2-core machine would. Run each contender ``--repeats`` times;
-the median is printed.
+the median is printed. On the synthetic video, whose truth is known, it also prints how late
+each gesture is reported: from the gesture's true last frame to the frame on which the
+stream reports it.
 
     python benchmarks/bench_live.py runs/demo-continuous/run/last
 """
@@ -24,6 +26,7 @@ import av
 import torch
 from bench_cells import machine_description
 
+from aclstm.data.congd import Segment
 from aclstm.data.synth_continuous import render_continuous
 from aclstm.live import GestureStream, open_source, run_stream
 from aclstm.train.runner import load_model, segmenter_settings
@@ -32,9 +35,10 @@ from aclstm.train.runner import load_model, segmenter_settings
 SPIN = "import time\nt = time.time()\nwhile time.time() - t < 3600:\n    sum(range(999))"
 
 
-def write_h264(path: Path, seed: int, fps: int = 10) -> int:
-    """A synthetic continuous video as H.264; returns its number of frames."""
-    frames = render_continuous(seed, depth=False, frames=(16, 32)).frames
+def write_h264(path: Path, seed: int, fps: int = 10) -> list[Segment]:
+    """A synthetic continuous video as H.264; returns its gestures."""
+    video = render_continuous(seed, depth=False, frames=(16, 32))
+    frames = video.frames
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width = frames.shape[1:3]
@@ -42,7 +46,32 @@ def write_h264(path: Path, seed: int, fps: int = 10) -> int:
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
-    return len(frames)
+    return list(video.segments)
+
+
+def report_lateness(checkpoint: str, video: Path, truth: list[Segment]) -> str:
+    """How many frames after a gesture's true end the stream reports it (each found gesture
+    against the true one it overlaps most)."""
+    model, meta = load_model(checkpoint)
+    source = open_source(str(video), min_side=meta["size"])
+    stream = GestureStream(model, meta, source.fps, segmenter_settings(meta))
+    late = []
+
+    def report(found) -> None:
+        overlap = [
+            (min(t.end, found.end_frame) - max(t.start, found.start_frame), t) for t in truth
+        ]
+        best, true = max(overlap, key=lambda pair: pair[0])
+        if best >= 0:
+            late.append(stream.frames - true.end)  # frames fed so far: the reporting frame
+
+    run_stream(source, stream, report)
+    if not late:
+        return "no gesture found"
+    return (
+        f"{len(late)} gestures reported, {statistics.median(late):.0f} frames after their true "
+        f"end (median; {min(late)} to {max(late)}) at {source.fps:g} frames/s"
+    )
 
 
 def stream_once(checkpoint: str, video: Path, threads: int) -> tuple[float, int, float]:
@@ -68,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         video = args.video
         if video is None:
             video = Path(folder) / "synthetic.mp4"
-            print(f"a synthetic continuous video of {write_h264(video, args.seed)} frames, H.264")
+            truth = write_h264(video, args.seed)
+            print(f"a synthetic continuous video of {len(truth)} gestures, H.264")
+            print("reported:", report_lateness(args.checkpoint, video, truth))
         stream_once(args.checkpoint, video, 1)  # warm caches and the allocator
         print(f"{'contender':42s} {'frames/s':>9s} {'x real time':>12s}")
         for busy in (False, True):
