@@ -419,6 +419,59 @@ def _write_last(
     save_checkpoint(work_dir / "last", model, meta, state)
 
 
+def _save_within_epoch(work_dir: Path, model, optimizer, meta, position) -> None:
+    """A checkpoint of ``last/`` between two steps (rank 0 writes, all wait)."""
+    check_finite_weights(model, position["epoch"], work_dir / "last")
+    if distributed.rank() == 0:
+        _write_last(work_dir, model, optimizer, meta, position)
+    distributed.barrier()
+
+
+def _epoch_metrics(epoch: int, step: int, lr: float, totals, val, elapsed: float) -> dict:
+    """The epoch's record (``metrics.jsonl``) from its summed training figures and validation."""
+    seen = max(totals[2].item(), 1)
+    return {
+        "epoch": epoch + 1,
+        "step": step,
+        "lr": lr,
+        "train_loss": totals[0].item() / seen,
+        "train_top1": totals[1].item() / seen,
+        "train_clips_per_s": totals[5].item() / elapsed,
+        "train_skipped": int(totals[3].item()),
+        "train_nonfinite": int(totals[4].item()),
+        "val_top1": val["top1"],
+        "val_top5": val["top5"],
+        "val_loss": val["loss"],
+        "val_skipped": val["skipped"],
+        "epoch_seconds": elapsed,
+    }
+
+
+def _save_epoch(work_dir: Path, model, optimizer, meta, metrics, position, board) -> None:
+    """The end of an epoch on rank 0: ``best/`` if it is the best so far, ``last/``, the
+    record in ``metrics.jsonl`` and TensorBoard. ``best/`` comes before ``last/``: a kill
+    between them resumes from the epoch before, which repeats this one exactly and writes the
+    same ``best/`` again."""
+    meta = {**meta, "metrics": metrics}
+    if metrics["val_top1"] >= position["best_top1"]:
+        save_checkpoint(work_dir / "best", model, meta)
+    _write_last(work_dir, model, optimizer, meta, position)
+    with open(work_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(metrics) + "\n")
+    if board is not None:
+        for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5"):
+            board.add_scalar(key.replace("_", "/", 1), metrics[key], metrics["epoch"])
+        board.flush()
+
+
+def _epoch_line(metrics: dict) -> str:
+    return (
+        f"loss {metrics['train_loss']:.3f}, train top-1 {metrics['train_top1']:.3f}, val top-1 "
+        f"{metrics['val_top1']:.3f}, {metrics['train_clips_per_s']:.1f} clips/s, "
+        f"{metrics['epoch_seconds']:.0f} s{_skip_note(metrics)}"
+    )
+
+
 def _resume_command() -> str:
     import shlex
 
@@ -549,15 +602,15 @@ def fit(
     with StopRequest() as stop:
         for epoch in range(start_epoch, s.epochs):
             model.train()
-            skip = resumed.batches if resumed is not None and epoch == resumed.epoch else 0
-            sampler.set_epoch(epoch, skip)
+            done = resumed.batches if resumed is not None and epoch == resumed.epoch else 0
+            sampler.set_epoch(epoch, done)
             if hasattr(train_set, "set_epoch"):  # workers start afresh each epoch and see it
                 train_set.set_epoch(epoch)
             started = time.perf_counter()
             # loss sum, correct, seen (clips, or steps of continuous windows), skipped, NaN, clips
             totals = torch.zeros(6, dtype=torch.float64)
             batches = iter(loader)  # draws the epoch's seed from the global stream
-            if skip:  # resumed mid-epoch: its sums so far (kept by rank 0), the streams then
+            if done:  # resumed mid-epoch: its sums so far (kept by rank 0), the streams then
                 if main_process and resumed.totals is not None:
                     totals = torch.tensor(resumed.totals, dtype=torch.float64)
                 _restore_rng(resumed.rng)
@@ -571,7 +624,7 @@ def fit(
                 disable=not (s.progress and main_process),
             )
             poisoned = False
-            for micro, batch in enumerate(bar, start=skip):
+            for micro, batch in enumerate(bar, start=done):
                 totals[3] += batch.skipped
                 if not len(batch.labels):
                     continue
@@ -618,14 +671,11 @@ def fit(
                     poisoned = False
                     stop.signum, due = _agree(stop.signum, schedule.due(step))
                     if stop.signum or due:
-                        check_finite_weights(model, epoch, work_dir / "last")
                         position = {"step": step, "epoch": epoch, "batches": micro + 1}
                         position["totals"] = distributed.all_reduce_sum(totals.clone()).tolist()
-                        if main_process:
-                            position["best_top1"] = best_top1
-                            _write_last(work_dir, model, optimizer, {**meta, "metrics": metrics},
-                                        position)  # fmt: skip
-                        distributed.barrier()
+                        position["best_top1"] = best_top1
+                        _save_within_epoch(work_dir, model, optimizer, {**meta, "metrics": metrics},
+                                           position)  # fmt: skip
                         schedule.written()
                     if stop.signum:
                         bar.close()
@@ -644,43 +694,14 @@ def fit(
                 model, val_set, max(1, s.batch_size // world), s.num_workers, device, s.amp,
                 s.channels_last, progress=s.progress,
             )  # fmt: skip
-            seen = max(totals[2].item(), 1)
-            metrics = {
-                "epoch": epoch + 1,
-                "step": step,
-                "lr": poly_lr(step, total_steps, s.lr, s.end_lr, s.power),
-                "train_loss": totals[0].item() / seen,
-                "train_top1": totals[1].item() / seen,
-                "train_clips_per_s": totals[5].item() / elapsed,
-                "train_skipped": int(totals[3].item()),
-                "train_nonfinite": int(totals[4].item()),
-                "val_top1": val["top1"],
-                "val_top5": val["top5"],
-                "val_loss": val["loss"],
-                "val_skipped": val["skipped"],
-                "epoch_seconds": elapsed,
-            }
+            lr = poly_lr(step, total_steps, s.lr, s.end_lr, s.power)
+            metrics = _epoch_metrics(epoch, step, lr, totals, val, elapsed)
             best_top1 = max(best_top1, val["top1"])
             check_finite_weights(model, epoch, work_dir / "last")
             if main_process:
-                # best/ before last/: a kill between them resumes from the epoch before, which
-                # repeats this one exactly and writes the same best/ again.
-                if val["top1"] >= best_top1:
-                    save_checkpoint(work_dir / "best", model, {**meta, "metrics": metrics})
                 position = {"step": step, "epoch": epoch + 1, "best_top1": best_top1}
-                _write_last(work_dir, model, optimizer, {**meta, "metrics": metrics}, position)
-                with open(work_dir / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(metrics) + "\n")
-                if board is not None:
-                    for key in ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5"):
-                        board.add_scalar(key.replace("_", "/", 1), metrics[key], epoch + 1)
-                    board.flush()
-                note = _skip_note(metrics)
-                log(
-                    f"epoch {epoch + 1}/{s.epochs}: loss {metrics['train_loss']:.3f}, "
-                    f"train top-1 {metrics['train_top1']:.3f}, val top-1 {val['top1']:.3f}, "
-                    f"{metrics['train_clips_per_s']:.1f} clips/s, {elapsed:.0f} s{note}"
-                )
+                _save_epoch(work_dir, model, optimizer, meta, metrics, position, board)
+                log(f"epoch {epoch + 1}/{s.epochs}: {_epoch_line(metrics)}")
             distributed.barrier()
             schedule.written()
             stop.signum = _agree(stop.signum, False)[0]
