@@ -276,9 +276,9 @@ class ConGDDataset(ClipDataset):
         """The frames of item ``index`` as uint8 (T, H, W, C), where they start in the video
         (0-based) and the video's length."""
         record = self.records[index]
-        min_side = self.decode_min_side
         if self.cache_frames:
             return self._cached_frames(record, rng)
+        min_side = self.decode_min_side
         if record.is_video:  # only the window's frames are kept, scaled down as decoded
             n = self.video_frames(record.source)
             start, stop = self._span(n, rng)
