@@ -184,11 +184,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from aclstm.inference import load_input, topk_predictions
+def _load_model(checkpoint: str, kind: str, threads: int | None = None):
+    """``(model, meta)``: a checkpoint folder's network, or an exported model (.onnx or .pt2,
+    its meta beside it) of ``kind``, "clip" or "streaming", run without the training code."""
+    from aclstm.export.runtime import is_exported, load_exported
+
+    if is_exported(checkpoint):
+        return load_exported(checkpoint, kind, threads)
     from aclstm.train.runner import load_model
 
-    model, meta = load_model(args.checkpoint)
+    return load_model(checkpoint)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from aclstm.inference import load_input, topk_predictions
+
+    model, meta = _load_model(args.checkpoint, "clip")
     clip, label, source = load_input(args.input, meta)
     predictions = topk_predictions(model, clip, meta["classes"], args.topk)
     if args.json:
@@ -212,6 +223,24 @@ def _cmd_convert_keras(args: argparse.Namespace) -> int:
         f"wrote {out} (model.safetensors, meta.json): the released gated network, {args.modality}"
     )
     print(f"  aclstm evaluate {out} --data <IsoGD root>    or    aclstm predict {out} <clip>")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from aclstm.export import export_checkpoint
+
+    result = export_checkpoint(args.checkpoint, args.out, args.format, args.streaming)
+    if result.note:
+        print(f"note: {result.note}", file=sys.stderr)
+    what = "streaming step" if result.streaming else "clip model"
+    print(
+        f"wrote {result.path} ({result.format}, the {what}; "
+        f"{result.path.stat().st_size / 1e6:.1f} MB) and {result.meta_path.name}"
+    )
+    if result.max_difference is not None:
+        print(f"  checked against PyTorch: logits differ by at most {result.max_difference:.2g}")
+    command = "stream" if result.streaming else "predict"
+    print(f"  aclstm {command} {result.path} <{'video' if result.streaming else 'clip'}>")
     return 0
 
 
@@ -277,11 +306,11 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 
     from aclstm.data.congd import write_congd_list
     from aclstm.live import GestureStream, Renderer, open_source, run_stream
-    from aclstm.train.runner import load_model, segmenter_settings
+    from aclstm.train.runner import segmenter_settings
 
     torch.set_num_threads(args.threads)
-    model, meta = load_model(args.checkpoint)
-    if model.config.temporal_padding != "causal":
+    model, meta = _load_model(args.checkpoint, "streaming", args.threads)
+    if meta["network"].get("temporal_padding") != "causal":
         print(
             f"note: {args.checkpoint} was trained with symmetric temporal padding; it streams "
             "with causal padding (the same weights), less accurately than a causal network",
@@ -523,11 +552,32 @@ def build_parser() -> argparse.ArgumentParser:
         "a folder of JPEG frames, or SPLIT:INDEX for a clip of the checkpoint's data set "
         "(e.g. val:0).",
     )
-    predict.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint folder")
+    predict.add_argument(
+        "checkpoint", metavar="CHECKPOINT", help="a checkpoint folder, or a clip model export"
+    )
     predict.add_argument("input", metavar="INPUT", help="video, frame folder or SPLIT:INDEX")
     predict.add_argument("--topk", type=_positive_int, default=5, help="(5)")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.set_defaults(func=_cmd_predict)
+
+    export = commands.add_parser(
+        "export",
+        help="a checkpoint as ONNX or a torch.export program, for deployment",
+        description="Write CHECKPOINT's network to OUT (.onnx for ONNX Runtime, TensorRT; "
+        ".pt2 for torch.export.load, ExecuTorch, AOTInductor) with its meta beside it "
+        "(OUT.json: classes, clip length, size, mean), and check the file against PyTorch. "
+        "The clip model takes clips (B, C, T, H, W) of the checkpoint's clip length; "
+        "--streaming writes one step of the causal network on a stream: (2 frames, h, c, "
+        "buffers) -> (logits, h, c, buffers), the caller carrying the state. aclstm predict "
+        "and aclstm stream run such files. See docs/export.md.",
+    )
+    export.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint folder")
+    export.add_argument("out", metavar="OUT", help="the file to write: NAME.onnx or NAME.pt2")
+    export.add_argument("--format", choices=("onnx", "pt2"), help="(from OUT's suffix)")
+    export.add_argument(
+        "--streaming", action="store_true", help="the streaming step, not the clip model"
+    )
+    export.set_defaults(func=_cmd_export)
 
     convert = commands.add_parser(
         "convert-keras",
@@ -585,7 +635,9 @@ def build_parser() -> argparse.ArgumentParser:
         "camera's frames that come while the model is behind are dropped and counted. "
         "Ctrl-C ends it cleanly (exit status 130).",
     )
-    stream.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint folder")
+    stream.add_argument(
+        "checkpoint", metavar="CHECKPOINT", help="a checkpoint folder, or a streaming export"
+    )
     stream.add_argument("source", metavar="SOURCE", help="video, frame folder, camera:N or -")
     stream.add_argument("--json", action="store_true", help="a JSON object per gesture")
     stream.add_argument("--congd", metavar="FILE", help="write the gestures as a ConGD list line")

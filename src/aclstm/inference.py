@@ -3,6 +3,7 @@ of the data set the checkpoint was trained on (``SPLIT:INDEX``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ def _dataset_clip(spec: str, meta: dict[str, Any]) -> tuple[torch.Tensor, int, s
     if index >= len(dataset):
         raise ValueError(f"{split} split has {len(dataset)} clips; index {index} is past its end")
     clip, label = dataset[index]
+    if isinstance(label, torch.Tensor):  # a window of a continuous set: a label per step
+        label = int(label.mode().values)  # the label most of its steps have
     return clip, label, str(dataset.records[index].source)
 
 
@@ -50,10 +53,15 @@ def load_input(source: str, meta: dict[str, Any]) -> tuple[torch.Tensor, int, st
 
 @torch.no_grad()
 def topk_predictions(
-    model: torch.nn.Module, clip: torch.Tensor, classes: list[str], k: int = 5
+    model: Callable[[torch.Tensor], torch.Tensor],
+    clip: torch.Tensor,
+    classes: list[str],
+    k: int = 5,
 ) -> list[dict[str, Any]]:
-    """The ``k`` most probable classes of one clip, most probable first."""
-    device = next(model.parameters()).device
+    """The ``k`` most probable classes of one clip, most probable first. ``model``: a network
+    (on any device), or any function of a batch of clips, e.g. an exported model."""
+    parameters = model.parameters() if isinstance(model, torch.nn.Module) else iter(())
+    device = next(parameters, torch.empty(0)).device
     probabilities = model(clip.unsqueeze(0).to(device)).float().softmax(dim=1)[0].cpu()
     values, indices = probabilities.topk(min(k, len(classes)))
     return [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from bisect import bisect_left
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -193,17 +193,14 @@ class Found:
 class GestureStream:
     """A checkpoint's network on a stream: ``feed(frame)`` returns the gestures that ended."""
 
-    model: GestureNet
+    model: GestureNet  # or an exported model with a streamer() (aclstm.export.runtime)
     meta: dict[str, Any]
     fps: float
     settings: SegmenterSettings = field(default_factory=SegmenterSettings)
 
     def __post_init__(self) -> None:
-        if self.model.config.temporal_padding != "causal":  # same weights, causal padding
-            causal = GestureNet(replace(self.model.config, temporal_padding="causal"))
-            causal.load_state_dict(self.model.state_dict())
-            self.model = causal
-        self.model.eval()
+        if isinstance(self.model, GestureNet):  # else an exported model (aclstm.export)
+            self.model = self.model.causal().eval()  # same weights, causal padding
         self.streamer = self.model.streamer()
         self.stride = int(self.meta.get("frame_stride", 1))  # the network sees every k-th frame
         background = background_classes(self.meta["classes"])

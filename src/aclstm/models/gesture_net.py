@@ -195,6 +195,15 @@ class GestureNet(nn.Module):
         steps, _, _ = self.forward_features(x)
         return self.classifier(steps).transpose(0, 1)
 
+    def causal(self) -> GestureNet:
+        """This network if its temporal padding is causal, else a causal copy with the same
+        weights (which streams, less accurately than a network trained causal)."""
+        if self.config.temporal_padding == "causal":
+            return self
+        net = GestureNet(replace(self.config, temporal_padding="causal"))
+        net.load_state_dict(self.state_dict())
+        return net.to(next(self.parameters()).device).train(self.training)
+
     def streamer(self):
         """A :class:`~aclstm.models.streaming.Streamer` over this network (causal, eval mode)."""
         from .streaming import Streamer

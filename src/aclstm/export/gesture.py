@@ -1,0 +1,167 @@
+"""Exporting a trained checkpoint: the clip model, or the streaming step, with its meta.
+
+After writing, the file is loaded back in its runtime and run on an example beside the
+PyTorch network; the largest difference of the logits is returned, and an export that
+disagrees (more than :data:`MAX_DIFFERENCE`) is removed with an error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.export import Dim
+
+from aclstm.models.gesture_net import FRAMES_PER_STEP, GestureNet
+from aclstm.recognition import background_classes
+
+from .graphs import StreamingStep
+from .program import atomic_path, export_module, format_of
+from .runtime import Runner, meta_path
+
+__all__ = ["MAX_DIFFERENCE", "ExportResult", "export_checkpoint", "export_gesture_net"]
+
+# The largest difference of logits an export may show against PyTorch (fp32) on its check.
+MAX_DIFFERENCE = 1e-3
+
+# Steps of a stream the streaming step's check runs (state carried from one to the next).
+CHECK_STEPS = 4
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    meta_path: Path
+    kind: str  # "clip" or "streaming"
+    format: str  # "onnx" or "pt2"
+    max_difference: float | None  # of the logits against PyTorch; None when not checked
+    note: str = ""  # what the user should know (a symmetric network streamed causal)
+
+    @property
+    def streaming(self) -> bool:
+        return self.kind == "streaming"
+
+
+def _clip_graph(net: GestureNet, meta: dict[str, Any]):
+    """The clip model: clips (B, C, T, H, W) -> logits (B, classes), B dynamic."""
+    config = net.config
+    example = torch.randn(2, config.in_channels, meta["clip_len"], meta["size"], meta["size"])
+    spec = {
+        "kind": "clip",
+        "inputs": {"clips": ["batch", config.in_channels, meta["clip_len"], *[meta["size"]] * 2]},
+        "outputs": {"logits": ["batch", config.num_classes]},
+    }
+    return net, (example,), ["clips"], ["logits"], [{0: Dim("batch")}], spec
+
+
+def _streaming_graph(net: GestureNet, meta: dict[str, Any]):
+    """The streaming step over two frames, B dynamic (see :class:`StreamingStep`)."""
+    step = StreamingStep(net)
+    buffers = step.buffer_shapes(1)
+    names = [f"buffer_{k}" for k in range(len(buffers))]
+    frames = step.example_frames(2)
+    example = (frames.normal_(), *(t.normal_() for t in step.initial_state(2)))
+    batch = Dim("batch")
+    dynamic = [{0: batch}, {1: batch}, {1: batch}, ({0: batch},) * len(buffers)]  # *buffers
+    state = list(step.state_shape(1))
+    spec = {
+        "kind": "streaming",
+        "frames_per_step": FRAMES_PER_STEP,
+        "state_shape": state,
+        "buffers": [list(s) for s in buffers],
+        "inputs": {
+            "frames": ["batch", *frames.shape[1:]],
+            "h": [state[0], "batch", *state[2:]],
+            "c": [state[0], "batch", *state[2:]],
+            **{n: ["batch", *s[1:]] for n, s in zip(names, buffers, strict=True)},
+        },
+        "outputs": {
+            "logits": ["batch", 1, net.config.num_classes],
+            "h_next": [state[0], "batch", *state[2:]],
+            "c_next": [state[0], "batch", *state[2:]],
+            **{f"{n}_next": ["batch", *s[1:]] for n, s in zip(names, buffers, strict=True)},
+        },
+    }
+    inputs = ["frames", "h", "c", *names]
+    outputs = ["logits", "h_next", "c_next", *(f"{n}_next" for n in names)]
+    return step, example, inputs, outputs, dynamic, spec
+
+
+def _check(graph, example: tuple[Tensor, ...], runner: Runner, kind: str) -> float:
+    """The largest difference of the logits between PyTorch and the exported file: one batch
+    of clips, or :data:`CHECK_STEPS` steps of a stream with the state carried."""
+    with torch.inference_mode():
+        if kind == "clip":
+            return float((graph(*example) - runner(*example)[0]).abs().max())
+        ours, theirs, worst = list(example), list(example), 0.0
+        for _ in range(CHECK_STEPS):
+            a, b = graph(*ours), runner(*theirs)
+            worst = max(worst, float((a[0] - b[0]).abs().max()))
+            frames = torch.randn_like(example[0])
+            ours, theirs = [frames, *a[1:]], [frames, *b[1:]]
+        return worst
+
+
+def export_gesture_net(
+    net: GestureNet,
+    meta: dict[str, Any],
+    out: str | Path,
+    format: str | None = None,
+    streaming: bool = False,
+    check: bool = True,
+) -> ExportResult:
+    """Export ``net`` (with its checkpoint ``meta``) to ``out`` and its meta beside it
+    (:func:`~aclstm.export.runtime.meta_path`). Everything that can be refused is refused
+    before a file is written; a failed check removes what was written."""
+    out = Path(out)
+    format = format_of(out, format)
+    note = ""
+    if streaming:
+        background_classes(meta["classes"])  # a stream needs "no gesture" to segment
+        if net.config.temporal_padding != "causal":
+            note = (
+                "the network was trained with symmetric temporal padding; its streaming step "
+                "uses causal padding (the same weights), less accurate than a causal network"
+            )
+        net = net.causal()
+    net = net.eval().float()
+    graph, example, inputs, outputs, dynamic, spec = (
+        _streaming_graph if streaming else _clip_graph
+    )(net, meta)
+    spec = {**spec, "format": format, "source_network": net.config.as_dict()}
+    exported_meta = {**meta, "export": spec}
+    export_module(graph, example, out, format, inputs, outputs, dynamic)
+    difference = None
+    try:
+        if check:
+            difference = _check(graph, example, Runner(out), spec["kind"])
+            if not difference <= MAX_DIFFERENCE:
+                raise RuntimeError(
+                    f"{out}: the export's logits differ from PyTorch's by {difference:.3g} "
+                    f"(more than {MAX_DIFFERENCE}); removed"
+                )
+        with atomic_path(meta_path(out)) as partial:
+            partial.write_text(json.dumps(exported_meta, indent=2))
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    return ExportResult(out, meta_path(out), spec["kind"], format, difference, note)
+
+
+def export_checkpoint(
+    checkpoint: str | Path,
+    out: str | Path,
+    format: str | None = None,
+    streaming: bool = False,
+    check: bool = True,
+) -> ExportResult:
+    """:func:`export_gesture_net` of a checkpoint folder (``aclstm export``)."""
+    from aclstm.train.runner import load_model
+
+    format_of(out, format)  # a bad name is refused before the checkpoint is read
+    net, meta = load_model(checkpoint)
+    return export_gesture_net(net, meta, out, format, streaming, check)

@@ -1,0 +1,106 @@
+"""Writing a module as an ONNX graph or a ``torch.export`` program (``.pt2``), all or nothing.
+
+Both go through ``torch.export`` (the ONNX exporter of torch >= 2.5 translates its program;
+it needs the ``onnxscript`` package, installed with ``aclstm[export]``). The file is written
+beside its destination under a temporary name and moved into place only once complete, so an
+interrupted or failed export never leaves a partial file where a runtime would load it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["FORMATS", "atomic_path", "export_module", "format_of"]
+
+FORMATS = ("onnx", "pt2")
+
+
+def format_of(path: str | Path, format: str | None = None) -> str:
+    """The format named, or the one the file name says (``.onnx`` or ``.pt2``); an error when
+    neither says or they disagree."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if format is None:
+        if suffix not in FORMATS:
+            raise ValueError(f"{path}: name the format with a .onnx or .pt2 file name, or --format")
+        return suffix
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
+    if suffix in FORMATS and suffix != format:
+        raise ValueError(f"{path}: a .{suffix} file name for format {format!r}")
+    return format
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, moved onto it when the block ends without an error
+    and removed when it raises."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporters' progress lines and notes (torchvision missing, deprecations) kept off
+    the user's terminal; errors still raise."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._export")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def export_module(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    path: str | Path,
+    format: str,
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    dynamic_shapes: Sequence[dict[int, Any] | None],
+) -> Path:
+    """Export ``module`` called on ``args`` to ``path``: ``format`` "onnx" (inputs and outputs
+    named) or "pt2"; ``dynamic_shapes`` gives each input's dynamic dims (``torch.export.Dim``)."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
+    path = Path(path)
+    shapes = tuple(dynamic_shapes)
+    with torch.no_grad(), _quiet(), atomic_path(path) as partial:
+        if format == "pt2":
+            program = torch.export.export(module, args, dynamic_shapes=shapes)
+            torch.export.save(program, partial)
+        else:
+            try:
+                import onnxscript  # noqa: F401  (the exporter needs it; say so plainly)
+            except ImportError:
+                raise RuntimeError(
+                    "ONNX export needs the onnx and onnxscript packages: "
+                    "pip install 'aclstm[export]'"
+                ) from None
+            program = torch.onnx.export(
+                module, args, dynamo=True, dynamic_shapes=shapes, verbose=False,
+                input_names=list(input_names), output_names=list(output_names),
+            )  # fmt: skip
+            program.save(partial)
+    return path
