@@ -739,9 +739,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, OSError, FloatingPointError) as error:
-        # Bad configs, data, checkpoints and a diverged run: their messages name the file and
-        # what was expected, so print them without a traceback.
+    except (ValueError, OSError, FloatingPointError, ImportError) as error:
+        # Bad configs, data, checkpoints, a diverged run and a missing optional package: their
+        # messages name the file (or the package) and what was expected, so print them
+        # without a traceback.
         print(f"aclstm {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C where nothing catches it (a second one, a long setup)

@@ -17,13 +17,14 @@ from torch.export import Dim
 
 from aclstm.nn.convlstm import ConvLSTM
 
-from .gesture import MAX_DIFFERENCE, ExportResult, export_checkpoint, export_gesture_net
+from .gesture import ExportResult, export_checkpoint, export_gesture_net
 from .graphs import TIME_MODES, ConvLSTMGraph, StreamingStep
-from .program import FORMATS, export_module, format_of
+from .program import FORMATS, MAX_DIFFERENCE, check_against, export_module, format_of
 from .runtime import Runner, is_exported, load_exported, meta_path
 
 __all__ = [
     "FORMATS",
+    "MAX_DIFFERENCE",
     "TIME_MODES",
     "ConvLSTMGraph",
     "ExportResult",
@@ -82,14 +83,5 @@ def export_convlstm(
     if not check:
         return None
     probe = example(batch + 1, frames + 3 if time == "scan" else frames, size[0] + 4, size[1])
-    try:
-        with torch.inference_mode():
-            ours = graph(*probe)
-        theirs = Runner(out)(*probe)
-        difference = max(float((a - b).abs().max()) for a, b in zip(ours, theirs, strict=True))
-        if not difference <= MAX_DIFFERENCE:
-            raise RuntimeError(f"{out}: the export differs from PyTorch by {difference:.3g}")
-    except BaseException:
-        Path(out).unlink(missing_ok=True)
-        raise
-    return difference
+    runner = Runner(out)
+    return check_against(out, lambda: zip(graph(*probe), runner(*probe), strict=True))

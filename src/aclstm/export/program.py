@@ -13,16 +13,26 @@ import io
 import logging
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["FORMATS", "atomic_path", "export_module", "format_of"]
+__all__ = [
+    "FORMATS",
+    "MAX_DIFFERENCE",
+    "atomic_path",
+    "check_against",
+    "export_module",
+    "format_of",
+]
 
 FORMATS = ("onnx", "pt2")
+
+# The largest difference of outputs an export may show against PyTorch (fp32) on its check.
+MAX_DIFFERENCE = 1e-3
 
 
 def format_of(path: str | Path, format: str | None = None) -> str:
@@ -94,7 +104,7 @@ def export_module(
             try:
                 import onnxscript  # noqa: F401  (the exporter needs it; say so plainly)
             except ImportError:
-                raise RuntimeError(
+                raise ImportError(
                     "ONNX export needs the onnx and onnxscript packages: "
                     "pip install 'aclstm[export]'"
                 ) from None
@@ -104,3 +114,23 @@ def export_module(
             )  # fmt: skip
             program.save(partial)
     return path
+
+
+def check_against(
+    path: str | Path, pairs: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+) -> float:
+    """The largest difference over the (PyTorch's, the file's) outputs that ``pairs()``
+    yields. The file is removed, with an error, when that exceeds :data:`MAX_DIFFERENCE` or
+    the comparison fails: an export that does not compute what its source does is not kept."""
+    try:
+        with torch.inference_mode():
+            worst = max(float((ours - theirs).abs().max()) for ours, theirs in pairs())
+        if not worst <= MAX_DIFFERENCE:
+            raise RuntimeError(
+                f"{path}: the export's outputs differ from PyTorch's by {worst:.3g} "
+                f"(more than {MAX_DIFFERENCE}); removed"
+            )
+    except BaseException:
+        Path(path).unlink(missing_ok=True)
+        raise
+    return worst

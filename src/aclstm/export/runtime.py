@@ -56,7 +56,7 @@ class Runner:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise RuntimeError(
+            raise ImportError(
                 f"{self.path}: running an ONNX model needs onnxruntime: "
                 "pip install 'aclstm[export]'"
             ) from None

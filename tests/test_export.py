@@ -1,0 +1,293 @@
+"""aclstm export: ONNX Runtime and torch.export programs against PyTorch, for the five cells,
+the clip model and the streaming step over a whole stream; the CLI; nothing partial left."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from aclstm.cli import main
+from aclstm.export import StreamingStep, export_convlstm, load_exported
+from aclstm.export.runtime import ExportedStreamer
+from aclstm.models import create
+from aclstm.nn import ConvLSTM, cell_names
+from aclstm.train.checkpoint import save_checkpoint
+
+# One worker builds this module's exports (each takes seconds): make test's --dist loadgroup.
+pytestmark = pytest.mark.xdist_group("export")
+
+CLASSES = ["background", "Swiping Left", "Swiping Right"]
+TOLERANCE = 1e-4  # fp32 logits and states, the issue's bound
+
+
+def _onnx_run(path, *inputs: torch.Tensor) -> list[np.ndarray]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    return session.run(None, {n: t.numpy() for n, t in zip(names, inputs, strict=True)})
+
+
+def _max_difference(ours, theirs) -> float:
+    return max(
+        float(np.abs(np.asarray(a) - np.asarray(b)).max())
+        for a, b in zip(ours, theirs, strict=True)
+    )
+
+
+def _sequence(module: ConvLSTM, batch: int, steps: int, height: int, width: int):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(batch, steps, module.input_size, height, width, generator=g)
+    layers = module.num_layers * module.num_directions
+    h = torch.randn(layers, batch, module.hidden_size, height, width, generator=g)
+    return x, h, torch.randn(h.shape, generator=g)
+
+
+@pytest.fixture(scope="module")
+def every_cell():
+    """One ConvLSTM with a layer of each of the five cells (the second bidirectional pair
+    is not needed: directions are checked in their own test)."""
+    torch.manual_seed(0)
+    return ConvLSTM(3, 6, num_layers=5, cell=cell_names()).eval()
+
+
+def test_each_cell_exported_with_scan_runs_any_length_in_onnxruntime(every_cell, tmp_path):
+    path = tmp_path / "cells.onnx"
+    assert export_convlstm(every_cell, path) < TOLERANCE  # checked on export
+    model = onnx.load(str(path))
+    ops = {node.op_type for node in model.graph.node}
+    assert "Scan" in ops and all(node.domain in ("", "ai.onnx") for node in model.graph.node)
+    body = {n.op_type for n in model.graph.node[[n.op_type for n in model.graph.node].index(
+        "Scan")].attribute[0].g.node}  # fmt: skip
+    # the CPU's hand-written paths (tanh through the sigmoid) stepped aside: plain Tanh
+    assert "Tanh" in body or "Tanh" in ops
+    for shape in [(1, 2, 8, 8), (3, 9, 12, 20)]:  # batch, time, height, width of any size
+        inputs = _sequence(every_cell, *shape)
+        with torch.no_grad():
+            output, (h_n, c_n) = every_cell(inputs[0], (inputs[1], inputs[2]))
+        assert _max_difference([output, h_n, c_n], _onnx_run(path, *inputs)) < TOLERANCE
+
+
+def test_each_cell_as_a_pt2_program_reloaded(every_cell, tmp_path):
+    path = tmp_path / "cells.pt2"
+    export_convlstm(every_cell, path, check=False)
+    program = torch.export.load(path).module()
+    inputs = _sequence(every_cell, 3, 7, 12, 16)
+    with torch.no_grad():
+        output, (h_n, c_n) = every_cell(inputs[0], (inputs[1], inputs[2]))
+        assert _max_difference([output, h_n, c_n], program(*inputs)) < TOLERANCE
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_the_scanned_graph_equals_the_module_both_directions(batch_first):
+    """The scan (run eagerly here) is the module's recurrence, backward direction included."""
+    from aclstm.export import ConvLSTMGraph
+
+    torch.manual_seed(0)
+    module = ConvLSTM(3, 4, num_layers=2, cell=["b", "c"], bidirectional=True,
+                      batch_first=batch_first).eval()  # fmt: skip
+    x, h, c = _sequence(module, 2, 5, 8, 8)
+    if not batch_first:
+        x = x.transpose(0, 1).contiguous()
+    with torch.no_grad():
+        output, (h_n, c_n) = module(x, (h, c))
+        assert _max_difference([output, h_n, c_n], ConvLSTMGraph(module)(x, h, c)) < 1e-6
+
+
+def test_unrolled_time_is_fixed_and_a_bidirectional_layer_exports(tmp_path):
+    torch.manual_seed(0)
+    module = ConvLSTM(3, 4, cell="d", bidirectional=True, batch_first=False).eval()
+    path = tmp_path / "unrolled.onnx"
+    export_convlstm(module, path, time="unrolled", frames=3)
+    x, h, c = _sequence(module, 2, 3, 8, 12)
+    x = x.transpose(0, 1).contiguous()  # time-first, as the module takes it
+    with torch.no_grad():
+        output, (h_n, c_n) = module(x, (h, c))
+    assert _max_difference([output, h_n, c_n], _onnx_run(path, x, h, c)) < TOLERANCE
+    assert "Scan" not in {node.op_type for node in onnx.load(str(path)).graph.node}
+    with pytest.raises(Exception, match=r"(?i)dimension|shape"):
+        _onnx_run(path, torch.cat([x, x[:1]]), h, c)  # a fourth step: not in the graph
+
+
+def _meta(net, classes=CLASSES) -> dict:
+    return {
+        "format": 1, "classes": classes, "network": net.config.as_dict(), "preset": "tiny",
+        "cell": "gated", "modality": "rgb", "mean": [0.0, 0.0, 0.0], "preprocessing": "default",
+        "center": "frame", "clip_len": 8, "size": 32, "config": {},
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A causal tiny network with a background class; its weights perturbed so that the
+    classes differ clearly (BatchNorm statistics off their defaults too)."""
+    torch.manual_seed(0)
+    net = create("tiny", temporal_padding="causal", num_classes=3, size=32, frames=8)
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.running_mean.normal_(0, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    folder = tmp_path_factory.mktemp("ckpt") / "last"
+    save_checkpoint(folder, net, _meta(net))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exports(checkpoint, tmp_path_factory):
+    """The clip model as ONNX, the streaming step as ONNX and as .pt2, through the CLI."""
+    out = tmp_path_factory.mktemp("exports")
+    paths = {
+        "clip": out / "clip.onnx",
+        "streaming": out / "step.onnx",
+        "streaming_pt2": out / "step.pt2",
+    }
+    assert main(["export", str(checkpoint), str(paths["clip"])]) == 0
+    assert main(["export", str(checkpoint), str(paths["streaming"]), "--streaming"]) == 0
+    assert main(["export", str(checkpoint), str(paths["streaming_pt2"]), "--streaming"]) == 0
+    return paths
+
+
+def _net(checkpoint):
+    from aclstm.train.runner import load_model
+
+    return load_model(checkpoint)[0]
+
+
+def test_the_clip_model_in_onnxruntime_equals_pytorch(checkpoint, exports):
+    net = _net(checkpoint)
+    clips = torch.randn(3, 3, 8, 32, 32)  # another batch size than the export's example
+    with torch.no_grad():
+        expected = net(clips)
+    model, meta = load_exported(exports["clip"])
+    assert meta["classes"] == CLASSES and meta["export"]["kind"] == "clip"
+    assert (model(clips) - expected).abs().max() < TOLERANCE
+    assert (torch.from_numpy(_onnx_run(exports["clip"], clips)[0]) - expected).abs().max() < (
+        TOLERANCE
+    )
+
+
+@pytest.mark.parametrize("kind", ["streaming", "streaming_pt2"])
+def test_the_streaming_step_over_a_whole_stream_equals_the_offline_network(
+    checkpoint, exports, kind
+):
+    """Pushed in chunks of 1 to 5 frames, state carried by the host, the exported step gives
+    every step's logits of the offline network on the whole clip."""
+    net = _net(checkpoint)
+    clip = torch.randn(2, 3, 20, 32, 32)
+    with torch.no_grad():
+        offline = net.forward_steps(clip)  # (B, 10, classes)
+    model, _ = load_exported(exports[kind], "streaming")
+    streamer = model.streamer()
+    assert isinstance(streamer, ExportedStreamer)
+    chunks, start = [], 0
+    for n in (1, 3, 2, 5, 1, 4, 4):
+        chunks.append(streamer.push(clip[:, :, start : start + n]))
+        start += n
+    assert start == 20 and streamer.steps_done == 10
+    assert (torch.cat(chunks, dim=1) - offline).abs().max() < TOLERANCE
+    streamer.reset()  # a new stream starts from zeros
+    assert (streamer.push(clip[:, :, :4]) - offline[:, :2]).abs().max() < TOLERANCE
+
+
+def test_the_streaming_step_names_its_inputs_and_outputs(exports):
+    meta = json.loads(exports["streaming"].with_name("step.onnx.json").read_text())
+    spec = meta["export"]
+    session = ort.InferenceSession(str(exports["streaming"]), providers=["CPUExecutionProvider"])
+    inputs = [i.name for i in session.get_inputs()]
+    outputs = [o.name for o in session.get_outputs()]
+    assert inputs == list(spec["inputs"]) and outputs == list(spec["outputs"])
+    assert inputs[:3] == ["frames", "h", "c"] and outputs[:3] == ["logits", "h_next", "c_next"]
+    assert len(spec["buffers"]) == len(inputs) - 3 > 0
+    assert spec["inputs"]["frames"] == ["batch", 3, 2, 32, 32]
+
+
+def test_predict_runs_an_onnx_export_as_the_checkpoint(checkpoint, exports, tmp_path, capsys):
+    from aclstm.data.video import write_video
+
+    frames = np.random.default_rng(0).integers(0, 255, (12, 40, 48, 3), dtype=np.uint8)
+    write_video(tmp_path / "clip.mp4", frames)
+    answers = []
+    for model in (checkpoint, exports["clip"]):
+        assert main(["predict", str(model), str(tmp_path / "clip.mp4"), "--json"]) == 0
+        answers.append(json.loads(capsys.readouterr().out)["predictions"])
+    assert [p["class"] for p in answers[0]] == [p["class"] for p in answers[1]]
+    for a, b in zip(*answers, strict=True):
+        assert abs(a["probability"] - b["probability"]) < TOLERANCE
+
+
+def test_stream_runs_an_onnx_export_as_the_checkpoint(checkpoint, exports, tmp_path, capsys):
+    from aclstm.data.synth_continuous import render_continuous
+    from aclstm.data.video import write_video
+
+    video = render_continuous((0, 1), classes=(0, 1), frames=(8, 10), depth=False)
+    write_video(tmp_path / "v.mov", video.frames[:40])
+    found = []
+    for model in (checkpoint, exports["streaming"]):
+        args = ["stream", str(model), str(tmp_path / "v.mov"), "--json", "--min-steps", "1"]
+        assert main([*args, "--enter", "0.3", "--exit", "0.2"]) == 0
+        found.append([json.loads(line) for line in capsys.readouterr().out.splitlines()])
+    assert found[0] and [f["class"] for f in found[0]] == [f["class"] for f in found[1]]
+    assert [f["start_frame"] for f in found[0]] == [f["start_frame"] for f in found[1]]
+
+
+def test_each_kind_is_refused_where_the_other_is_needed(exports, capsys):
+    assert main(["stream", str(exports["clip"]), "camera:9"]) == 2
+    assert "is a clip export; this needs a streaming export" in capsys.readouterr().err
+    assert main(["predict", str(exports["streaming"]), "val:0"]) == 2
+    assert "needs a clip export" in capsys.readouterr().err
+
+
+def test_an_export_without_its_meta_is_refused_naming_it(exports, tmp_path, capsys):
+    lonely = tmp_path / "lonely.onnx"
+    lonely.write_bytes(exports["clip"].read_bytes())
+    assert main(["predict", str(lonely), "val:0"]) == 2
+    assert "lonely.onnx.json: not found" in capsys.readouterr().err
+
+
+def test_refusals_come_before_any_file_is_written(checkpoint, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["export", str(checkpoint), str(out / "model.txt")]) == 2
+    assert "name the format with a .onnx or .pt2" in capsys.readouterr().err
+    assert main(["export", str(checkpoint), str(out / "m.onnx"), "--format", "pt2"]) == 2
+    assert "a .onnx file name for format 'pt2'" in capsys.readouterr().err
+    torch.manual_seed(0)
+    isolated = create("tiny", temporal_padding="causal", num_classes=2, size=32, frames=8)
+    folder = tmp_path / "isolated"
+    save_checkpoint(folder, isolated, _meta(isolated, ["Swiping Left", "Swiping Right"]))
+    assert main(["export", str(folder), str(out / "m.onnx"), "--streaming"]) == 2
+    assert "no background class" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_failed_export_leaves_nothing_behind(checkpoint, tmp_path, monkeypatch, capsys):
+    def half_written(program, path, *args, **kwargs):
+        path.write_bytes(b"PK\x03\x04 half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch.export, "save", half_written)
+    assert main(["export", str(checkpoint), str(tmp_path / "m.pt2")]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_that_disagrees_with_pytorch_is_removed(checkpoint, tmp_path, monkeypatch):
+    from aclstm.export import runtime
+
+    real_call = runtime.Runner.__call__
+    monkeypatch.setattr(
+        runtime.Runner, "__call__", lambda self, *x: [o + 0.01 for o in real_call(self, *x)]
+    )
+    with pytest.raises(RuntimeError, match=r"differ from PyTorch's by 0\.01"):
+        main(["export", str(checkpoint), str(tmp_path / "m.onnx")])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_streaming_step_refuses_a_symmetric_network():
+    net = create("tiny", num_classes=3, size=32).eval()
+    with pytest.raises(ValueError, match="causal"):
+        StreamingStep(net)
+    assert StreamingStep(net.causal().eval()).buffer_shapes(1)
