@@ -291,3 +291,30 @@ def test_streaming_step_refuses_a_symmetric_network():
     with pytest.raises(ValueError, match="causal"):
         StreamingStep(net)
     assert StreamingStep(net.causal().eval()).buffer_shapes(1)
+
+
+def test_the_host_loop_of_the_docs_runs_a_stream(checkpoint, exports, tmp_path, monkeypatch):
+    """docs/export.md's ONNX Runtime + NumPy loop, on the streaming export: the scores it
+    prints are the offline network's logits, step by step."""
+    import contextlib
+    import io
+    import re
+    import shutil
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "export.md").read_text()
+    (block,) = [b for b in re.findall(r"```py\n(.*?)```", docs, re.DOTALL) if "ort." in b]
+    shutil.copy(exports["streaming"], tmp_path / "stream.onnx")
+    shutil.copy(exports["streaming"].with_name("step.onnx.json"), tmp_path / "stream.onnx.json")
+    monkeypatch.chdir(tmp_path)
+    clip = torch.randn(1, 3, 12, 32, 32)
+    pairs = [clip[:, :, k : k + 2].numpy() for k in range(0, 12, 2)]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(block, "docs/export.md", "exec"), {"pairs_of_preprocessed_frames": pairs})
+    with torch.no_grad():
+        offline = _net(checkpoint).forward_steps(clip)[0].numpy()
+    scores = np.array(
+        [[float(v) for v in line.split()] for line in printed.getvalue().splitlines()]
+    )
+    assert scores.shape == offline.shape and np.abs(scores - offline).max() < TOLERANCE
