@@ -22,14 +22,14 @@ demo-continuous: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -n auto --dist loadgroup --durations=10
+	$(BIN)/python -m pytest -n auto --durations=10
 
 # Plants realistic bugs one at a time in a copy of the project; every one must be caught.
 mutation-check: $(STAMP)
 	$(BIN)/python tests/mutation_check.py
 
 test-quick: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadgroup -m "not slow"
+	$(BIN)/python -m pytest -n auto -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -4,6 +4,9 @@ the clip model and the streaming step over a whole stream; the CLI; nothing part
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -17,9 +20,6 @@ from aclstm.export.runtime import ExportedStreamer
 from aclstm.models import create
 from aclstm.nn import ConvLSTM, cell_names
 from aclstm.train.checkpoint import save_checkpoint
-
-# One worker builds this module's exports (each takes seconds): make test's --dist loadgroup.
-pytestmark = pytest.mark.xdist_group("export")
 
 CLASSES = ["background", "Swiping Left", "Swiping Right"]
 TOLERANCE = 1e-4  # fp32 logits and states, the issue's bound
@@ -120,10 +120,27 @@ def _meta(net, classes=CLASSES) -> dict:
     }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A causal tiny network with a background class; its weights perturbed so that the
-    classes differ clearly (BatchNorm statistics off their defaults too)."""
+def _shared_folder(tmp_path_factory, name: str, build) -> Path:
+    """A folder made once for all pytest-xdist workers (each export takes seconds): the
+    first worker to get the lock builds it, the others find it done."""
+    from filelock import FileLock  # a dependency of torch
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # this run's, common to its workers (popen-gw0, popen-gw1, ...)
+    folder = root / name
+    with FileLock(str(root / f"{name}.lock")):
+        if not (folder / "done").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / "done").touch()
+    return folder
+
+
+def _write_checkpoint(folder: Path) -> None:
+    """A causal tiny network with a background class; its BatchNorm statistics moved off
+    their defaults, so that a mistake in them would show."""
     torch.manual_seed(0)
     net = create("tiny", temporal_padding="causal", num_classes=3, size=32, frames=8)
     with torch.no_grad():
@@ -131,24 +148,38 @@ def checkpoint(tmp_path_factory):
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.running_mean.normal_(0, 0.1)
                 module.running_var.uniform_(0.5, 1.5)
-    folder = tmp_path_factory.mktemp("ckpt") / "last"
-    save_checkpoint(folder, net, _meta(net))
-    return folder
+    save_checkpoint(folder / "last", net, _meta(net))
+
+
+# The exports the tests share: the clip model and the streaming step, ONNX and .pt2.
+EXPORTS = {
+    "clip": ("clip.onnx",),
+    "clip_pt2": ("clip.pt2",),
+    "streaming": ("step.onnx", "--streaming"),
+    "streaming_pt2": ("step.pt2", "--streaming"),
+}
+
+
+def _write_exports(folder: Path) -> None:
+    _write_checkpoint(folder)
+    for name, *flags in EXPORTS.values():
+        assert main(["export", str(folder / "last"), str(folder / name), *flags]) == 0
 
 
 @pytest.fixture(scope="module")
-def exports(checkpoint, tmp_path_factory):
-    """The clip model as ONNX, the streaming step as ONNX and as .pt2, through the CLI."""
-    out = tmp_path_factory.mktemp("exports")
-    paths = {
-        "clip": out / "clip.onnx",
-        "streaming": out / "step.onnx",
-        "streaming_pt2": out / "step.pt2",
-    }
-    assert main(["export", str(checkpoint), str(paths["clip"])]) == 0
-    assert main(["export", str(checkpoint), str(paths["streaming"]), "--streaming"]) == 0
-    assert main(["export", str(checkpoint), str(paths["streaming_pt2"]), "--streaming"]) == 0
-    return paths
+def exported(tmp_path_factory) -> Path:
+    return _shared_folder(tmp_path_factory, "aclstm-exports", _write_exports)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(exported) -> Path:
+    return exported / "last"
+
+
+@pytest.fixture(scope="module")
+def exports(exported) -> dict[str, Path]:
+    """The exports made through the CLI, by kind."""
+    return {kind: exported / spec[0] for kind, spec in EXPORTS.items()}
 
 
 def _net(checkpoint):
@@ -157,17 +188,20 @@ def _net(checkpoint):
     return load_model(checkpoint)[0]
 
 
-def test_the_clip_model_in_onnxruntime_equals_pytorch(checkpoint, exports):
+@pytest.mark.parametrize("kind", ["clip", "clip_pt2"])
+def test_the_clip_model_exported_equals_pytorch(checkpoint, exports, kind):
     net = _net(checkpoint)
     clips = torch.randn(3, 3, 8, 32, 32)  # another batch size than the export's example
     with torch.no_grad():
         expected = net(clips)
-    model, meta = load_exported(exports["clip"])
+    model, meta = load_exported(exports[kind])
     assert meta["classes"] == CLASSES and meta["export"]["kind"] == "clip"
     assert (model(clips) - expected).abs().max() < TOLERANCE
-    assert (torch.from_numpy(_onnx_run(exports["clip"], clips)[0]) - expected).abs().max() < (
-        TOLERANCE
-    )
+    if kind == "clip":  # ONNX Runtime's own API, without aclstm's runner
+        logits = torch.from_numpy(_onnx_run(exports[kind], clips)[0])
+    else:  # torch.export's own loader
+        logits = torch.export.load(exports[kind]).module()(clips)
+    assert (logits - expected).abs().max() < TOLERANCE
 
 
 @pytest.mark.parametrize("kind", ["streaming", "streaming_pt2"])
@@ -299,8 +333,6 @@ def test_the_host_loop_of_the_docs_runs_a_stream(checkpoint, exports, tmp_path, 
     import contextlib
     import io
     import re
-    import shutil
-    from pathlib import Path
 
     docs = (Path(__file__).resolve().parents[1] / "docs" / "export.md").read_text()
     (block,) = [b for b in re.findall(r"```py\n(.*?)```", docs, re.DOTALL) if "ort." in b]
