@@ -26,10 +26,11 @@ import av
 import torch
 from bench_cells import machine_description
 
+from aclstm.analysis.segmentation import segmenter_settings
 from aclstm.data.congd import Segment
 from aclstm.data.synth_continuous import render_continuous
 from aclstm.live import GestureStream, open_source, run_stream
-from aclstm.train.runner import load_model, segmenter_settings
+from aclstm.train.runner import load_model
 
 # The busy neighbour: pure Python arithmetic for up to an hour (killed when done).
 SPIN = "import time\nt = time.time()\nwhile time.time() - t < 3600:\n    sum(range(999))"

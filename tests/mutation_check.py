@@ -307,6 +307,15 @@ MUTATIONS = [
         ("tests/test_export.py", "-k", "leaves_nothing"),
     ),
     Mutation(
+        "export-needs-training-code",
+        "aclstm stream on an export loads the training code (checkpoint loading) all the same",
+        "src/aclstm/cli.py",
+        "    from aclstm.export.runtime import is_exported, load_exported\n",
+        "    from aclstm.export.runtime import is_exported, load_exported\n"
+        "    from aclstm.train.runner import load_model  # noqa: F401\n",
+        ("tests/test_export.py", "-k", "without_the_training"),
+    ),
+    Mutation(
         "no-hysteresis",
         "a gesture ends when 'something happens' drops below enter instead of exit",
         "src/aclstm/analysis/segmentation.py",

@@ -143,8 +143,7 @@ def test_congd_config_streams_and_fine_tunes_from_isogd():
 
 
 def test_segment_settings_checked_and_carried_by_a_checkpoint():
-    from aclstm.analysis.segmentation import SegmenterSettings
-    from aclstm.train.runner import segmenter_settings
+    from aclstm.analysis.segmentation import SegmenterSettings, segmenter_settings
 
     config = config_from_dict({"segment": {"enter": 0.7, "min_steps": 2}}, "c.toml")
     assert config.segment == SegmenterSettings(enter=0.7, exit=0.4, smoothing=3, min_steps=2)

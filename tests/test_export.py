@@ -350,3 +350,23 @@ def test_the_host_loop_of_the_docs_runs_a_stream(checkpoint, exports, tmp_path, 
         [[float(v) for v in line.split()] for line in printed.getvalue().splitlines()]
     )
     assert scores.shape == offline.shape and np.abs(scores - offline).max() < TOLERANCE
+
+
+def test_an_export_streams_without_the_training_code(exports, tmp_path):
+    """A deployment needs the runtime and the preprocessing: aclstm stream on an export
+    imports nothing of aclstm.train (checkpoints, configs, the training loop)."""
+    import subprocess
+    import sys
+
+    from aclstm.data.video import write_video
+
+    frames = np.random.default_rng(0).integers(0, 255, (8, 40, 48, 3), dtype=np.uint8)
+    write_video(tmp_path / "v.mp4", frames)
+    code = (
+        "import sys; from aclstm.cli import main; "
+        f"rc = main(['stream', {str(exports['streaming'])!r}, {str(tmp_path / 'v.mp4')!r}]); "
+        "print(rc, sorted(m for m in sys.modules if m.startswith(('aclstm.train', "
+        "'aclstm.config'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.splitlines()[-1] == "0 []", done.stderr

@@ -304,9 +304,9 @@ def _raw_size(text: str) -> tuple[int, int]:
 def _cmd_stream(args: argparse.Namespace) -> int:
     import torch
 
+    from aclstm.analysis.segmentation import segmenter_settings
     from aclstm.data.congd import write_congd_list
     from aclstm.live import GestureStream, Renderer, open_source, run_stream
-    from aclstm.train.runner import segmenter_settings
 
     torch.set_num_threads(args.threads)
     model, meta = _load_model(args.checkpoint, "streaming", args.threads)

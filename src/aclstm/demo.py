@@ -80,9 +80,9 @@ def run_continuous_demo(work_dir: Path, overrides: list[str] = (), log=print) ->
     then stream one validation video through it as ``aclstm stream`` would: each gesture
     printed as it is found, the timeline drawn, and that video's Jaccard index."""
     from aclstm.analysis.continuous import jaccard_index
+    from aclstm.analysis.segmentation import segmenter_settings
     from aclstm.analysis.timeline import save_stream_timeline
     from aclstm.live import GestureStream, open_source, run_stream
-    from aclstm.train.runner import segmenter_settings
 
     started = time.perf_counter()
     config = load_config(

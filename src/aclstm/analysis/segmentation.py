@@ -28,14 +28,22 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
 from aclstm.data.congd import Segment
 from aclstm.models.gesture_net import FRAMES_PER_STEP
 
-__all__ = ["FRAMES_PER_STEP", "Gesture", "Segmenter", "SegmenterSettings", "segment_steps"]
+__all__ = [
+    "FRAMES_PER_STEP",
+    "Gesture",
+    "Segmenter",
+    "SegmenterSettings",
+    "segment_steps",
+    "segmenter_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,13 @@ class SegmenterSettings:
             )
         if self.smoothing < 1 or self.min_steps < 1:
             raise ValueError("smoothing and min_steps must be at least 1 step")
+
+
+def segmenter_settings(meta: dict[str, Any], **changes: Any) -> SegmenterSettings:
+    """The ``[segment]`` settings a checkpoint (or an export's meta) was configured with (the
+    defaults for one from before there were any), with ``changes``."""
+    stored = meta.get("config", {}).get("segment", {})
+    return replace(SegmenterSettings(**stored), **changes)
 
 
 @dataclass(frozen=True)

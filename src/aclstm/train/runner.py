@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from aclstm.analysis.segmentation import SegmenterSettings
 from aclstm.config import RunConfig
 from aclstm.data.factory import CONTINUOUS, build_dataset, ensure_synthetic_set, modality_mean
 from aclstm.models import GestureNet, GestureNetConfig, preset_config
@@ -238,13 +237,6 @@ def network_config(meta: dict[str, Any]) -> GestureNetConfig:
         return tuple(tuples(v) for v in value) if isinstance(value, list) else value
 
     return GestureNetConfig(**{k: tuples(v) for k, v in meta["network"].items()})
-
-
-def segmenter_settings(meta: dict[str, Any], **changes: Any) -> SegmenterSettings:
-    """The ``[segment]`` settings a checkpoint was configured with (the defaults for one
-    from before there were any), with ``changes``."""
-    stored = meta.get("config", {}).get("segment", {})
-    return replace(SegmenterSettings(**stored), **changes)
 
 
 def load_model(checkpoint: str | Path, device: str | torch.device = "cpu"):
