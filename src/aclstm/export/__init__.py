@@ -48,15 +48,16 @@ def export_convlstm(
     format: str | None = None,
     check: bool = True,
 ) -> float | None:
-    """Export ``module`` as ``(input, h_0, c_0) -> (output, h_n, c_n)`` (shapes as
-    :class:`ConvLSTM`'s; pass zero states for a fresh start) to ``out`` (.onnx or .pt2).
+    """Export ``module`` (left in eval mode) as ``(input, h_0, c_0) -> (output, h_n, c_n)``
+    (shapes as :class:`ConvLSTM`'s; pass zero states for a fresh start) to ``out`` (.onnx or
+    .pt2).
 
     Batch, height and width are dynamic. ``time="scan"`` keeps T dynamic too (an ONNX ``Scan``
     over the steps); ``"unrolled"`` writes one copy of the step per time step, for exactly
     ``frames`` steps. The example that is traced has ``batch`` x ``frames`` x ``size``.
     With ``check``, the file is loaded back and run beside PyTorch on another shape
     (a longer T where it is dynamic); returns the largest difference of the outputs (None
-    unchecked), and removes the file if it exceeds :data:`MAX_DIFFERENCE`.
+    unchecked), and removes the file if it exceeds :data:`MAX_DIFFERENCE` (or does not load).
     """
     format = format_of(out, format)
     graph = ConvLSTMGraph(module, time).eval()
@@ -83,5 +84,4 @@ def export_convlstm(
     if not check:
         return None
     probe = example(batch + 1, frames + 3 if time == "scan" else frames, size[0] + 4, size[1])
-    runner = Runner(out)
-    return check_against(out, lambda: zip(graph(*probe), runner(*probe), strict=True))
+    return check_against(out, lambda: zip(graph(*probe), Runner(out)(*probe), strict=True))

@@ -57,7 +57,7 @@ def _clip_graph(net: GestureNet, meta: dict[str, Any]):
 
 def _streaming_graph(net: GestureNet, meta: dict[str, Any]):
     """The streaming step over two frames, B dynamic (see :class:`StreamingStep`)."""
-    step = StreamingStep(net)
+    step = StreamingStep(net, meta["size"])
     buffers = step.buffer_shapes(1)
     names = [f"buffer_{k}" for k in range(len(buffers))]
     frames = step.example_frames(2)
@@ -111,8 +111,9 @@ def export_gesture_net(
     check: bool = True,
 ) -> ExportResult:
     """Export ``net`` (with its checkpoint ``meta``) to ``out`` and its meta beside it
-    (:func:`~aclstm.export.runtime.meta_path`). Everything that can be refused is refused
-    before a file is written; a failed check removes what was written."""
+    (:func:`~aclstm.export.runtime.meta_path`), in fp32; ``net`` is left in eval mode.
+    Everything that can be refused is refused before a file is written; a failed check
+    removes what was written."""
     out = Path(out)
     format = format_of(out, format)
     note = ""
@@ -132,9 +133,8 @@ def export_gesture_net(
     exported_meta = {**meta, "export": spec}
     export_module(graph, example, out, format, inputs, outputs, dynamic)
     difference = None
-    if check:
-        runner = Runner(out)
-        difference = check_against(out, lambda: _logits(graph, example, runner, spec["kind"]))
+    if check:  # the file is loaded inside the check: one that does not load is removed too
+        difference = check_against(out, lambda: _logits(graph, example, Runner(out), spec["kind"]))
     try:
         with atomic_path(meta_path(out)) as partial:
             partial.write_text(json.dumps(exported_meta, indent=2))

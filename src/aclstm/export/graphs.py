@@ -3,7 +3,7 @@
 * :class:`ConvLSTMGraph`: :class:`aclstm.nn.ConvLSTM` with its state as inputs, time either
   unrolled (a fixed T) or a ``scan`` over a time dimension of any length;
 * :class:`StreamingStep`: one step of a causal :class:`GestureNet` on a stream, (new frames,
-  stream buffers, h, c) -> (per-step logits, new buffers, new h, new c), the host driving
+  h, c, stream buffers) -> (the step's logits, new h, new c, new buffers), the host driving
   time. It runs the network's own modules, so its logits are the offline network's.
 
 The clip model needs no wrapper: :class:`GestureNet` itself is exported.
@@ -87,16 +87,18 @@ class StreamingStep(nn.Module):
     then one buffer per causal 3D convolution with a temporal kernel k_t > 1: its last k_t - 1
     input frames (B, C_in, k_t - 1, H_l, W_l), which stand in for the zero padding of the
     offline network. Outputs: the step's ``logits`` (B, 1, classes), the new ``h`` and ``c``,
-    the new buffers. A stream starts from zeros everywhere (:meth:`initial_state`).
+    the new buffers. A stream starts from zeros everywhere (:meth:`initial_state`). ``size``:
+    the frames' H = W (default: the network config's).
     """
 
-    def __init__(self, net: GestureNet) -> None:
+    def __init__(self, net: GestureNet, size: int | None = None) -> None:
         super().__init__()
         if net.config.temporal_padding != "causal":
             raise ValueError("a streaming step needs a causal network (GestureNet.causal())")
         if net.training:
             raise ValueError("a streaming step needs the network in eval mode")
         self.net = net
+        self.size = size or net.config.size
         convs = [m for m in net.res3d.modules() if isinstance(m, Conv3d)]
         self._convs = convs
         self._buffered = [m for m in convs if m.kernel_size[0] > 1]
@@ -119,13 +121,12 @@ class StreamingStep(nn.Module):
         return shapes
 
     def example_frames(self, batch: int = 1) -> Tensor:
-        config = self.net.config
-        size = config.size
-        return torch.zeros(batch, config.in_channels, FRAMES_PER_STEP, size, size)
+        size = self.size
+        return torch.zeros(batch, self.net.config.in_channels, FRAMES_PER_STEP, size, size)
 
     def state_shape(self, batch: int = 1) -> tuple[int, ...]:
         config = self.net.config
-        side = config.size // 4
+        side = self.size // 4
         return (config.lstm_layers, batch, config.lstm_hidden, side, side)
 
     def initial_state(self, batch: int = 1) -> tuple[Tensor, ...]:
