@@ -16,11 +16,12 @@ import torch
 from torch import Tensor
 from torch.export import Dim
 
+from aclstm.files import atomic_write
 from aclstm.models.gesture_net import FRAMES_PER_STEP, GestureNet
 from aclstm.recognition import background_classes
 
 from .graphs import StreamingStep
-from .program import atomic_path, check_against, export_module, format_of
+from .program import check_against, export_module, format_of
 from .runtime import Runner, meta_path
 
 __all__ = ["ExportResult", "export_checkpoint", "export_gesture_net"]
@@ -136,8 +137,8 @@ def export_gesture_net(
     if check:  # the file is loaded inside the check: one that does not load is removed too
         difference = check_against(out, lambda: _logits(graph, example, Runner(out), spec["kind"]))
     try:
-        with atomic_path(meta_path(out)) as partial:
-            partial.write_text(json.dumps(exported_meta, indent=2))
+        text = json.dumps(exported_meta, indent=2)
+        atomic_write(meta_path(out), lambda partial: partial.write_text(text))
     except BaseException:
         out.unlink(missing_ok=True)
         raise

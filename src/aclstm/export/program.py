@@ -2,8 +2,9 @@
 
 Both go through ``torch.export`` (the ONNX exporter of torch >= 2.5 translates its program;
 it needs the ``onnxscript`` package, installed with ``aclstm[export]``). The file is written
-beside its destination under a temporary name and moved into place only once complete, so an
-interrupted or failed export never leaves a partial file where a runtime would load it.
+beside its destination under a temporary name and moved into place only once complete
+(:func:`aclstm.files.atomic_write`), so an interrupted or failed export never leaves a partial
+file where a runtime would load it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -20,10 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from aclstm.files import atomic_write
+
 __all__ = [
     "FORMATS",
     "MAX_DIFFERENCE",
-    "atomic_path",
     "check_against",
     "export_module",
     "format_of",
@@ -48,20 +49,6 @@ def format_of(path: str | Path, format: str | None = None) -> str:
     if suffix in FORMATS and suffix != format:
         raise ValueError(f"{path}: a .{suffix} file name for format {format!r}")
     return format
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside ``path``, moved onto it when the block ends without an error
-    and removed when it raises."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        yield partial
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -92,14 +79,12 @@ def export_module(
 ) -> Path:
     """Export ``module`` called on ``args`` to ``path``: ``format`` "onnx" (inputs and outputs
     named) or "pt2"; ``dynamic_shapes`` gives each input's dynamic dims (``torch.export.Dim``)."""
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
-    path = Path(path)
+    format, path = format_of(path, format), Path(path)
     shapes = tuple(dynamic_shapes)
-    with torch.no_grad(), _quiet(), atomic_path(path) as partial:
+    with torch.no_grad(), _quiet():
         if format == "pt2":
             program = torch.export.export(module, args, dynamic_shapes=shapes)
-            torch.export.save(program, partial)
+            atomic_write(path, lambda partial: torch.export.save(program, partial))
         else:
             try:
                 import onnxscript  # noqa: F401  (the exporter needs it; say so plainly)
@@ -112,7 +97,7 @@ def export_module(
                 module, args, dynamo=True, dynamic_shapes=shapes, verbose=False,
                 input_names=list(input_names), output_names=list(output_names),
             )  # fmt: skip
-            program.save(partial)
+            atomic_write(path, program.save)
     return path
 
 
