@@ -102,7 +102,8 @@ class ExportedStreamer:
         spec = meta["export"]
         self.frames_per_step = spec["frames_per_step"]
         self.num_classes = len(meta["classes"])
-        self._state_shapes = [tuple(spec["state_shape"])] * 2 + [tuple(s) for s in spec["buffers"]]
+        # h, c and the buffers, in the step's input order, "batch" where the batch goes
+        self._state_shapes = [shape for name, shape in spec["inputs"].items() if name != "frames"]
         self.reset()
 
     def reset(self) -> None:
@@ -113,8 +114,8 @@ class ExportedStreamer:
         self.steps_done = 0
 
     def _zeros(self, batch: int) -> list[Tensor]:
-        return [torch.zeros((s[0], batch, *s[2:]) if k < 2 else (batch, *s[1:]))
-                for k, s in enumerate(self._state_shapes)]  # fmt: skip
+        """The state a stream of ``batch`` starts from: zeros everywhere."""
+        return [torch.zeros([batch if d == "batch" else d for d in s]) for s in self._state_shapes]
 
     def push(self, frames: Tensor) -> Tensor:
         """The logits (B, steps, classes) of the steps that ``frames`` complete."""
