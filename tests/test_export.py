@@ -48,8 +48,8 @@ def _sequence(module: ConvLSTM, batch: int, steps: int, height: int, width: int)
 
 @pytest.fixture(scope="module")
 def every_cell():
-    """One ConvLSTM with a layer of each of the five cells (the second bidirectional pair
-    is not needed: directions are checked in their own test)."""
+    """One ConvLSTM with a layer of each of the five cells (both directions are checked in
+    a test of their own)."""
     torch.manual_seed(0)
     return ConvLSTM(3, 6, num_layers=5, cell=cell_names()).eval()
 
@@ -60,8 +60,8 @@ def test_each_cell_exported_with_scan_runs_any_length_in_onnxruntime(every_cell,
     model = onnx.load(str(path))
     ops = {node.op_type for node in model.graph.node}
     assert "Scan" in ops and all(node.domain in ("", "ai.onnx") for node in model.graph.node)
-    body = {n.op_type for n in model.graph.node[[n.op_type for n in model.graph.node].index(
-        "Scan")].attribute[0].g.node}  # fmt: skip
+    scan = next(node for node in model.graph.node if node.op_type == "Scan")
+    body = {node.op_type for node in scan.attribute[0].g.node}  # the step, scanned over time
     # the CPU's hand-written paths (tanh through the sigmoid) stepped aside: plain Tanh
     assert "Tanh" in body or "Tanh" in ops
     for shape in [(1, 2, 8, 8), (3, 9, 12, 20)]:  # batch, time, height, width of any size
