@@ -59,33 +59,30 @@ def _clip_graph(net: GestureNet, meta: dict[str, Any]):
 def _streaming_graph(net: GestureNet, meta: dict[str, Any]):
     """The streaming step over two frames, B dynamic (see :class:`StreamingStep`)."""
     step = StreamingStep(net, meta["size"])
-    buffers = step.buffer_shapes(1)
-    names = [f"buffer_{k}" for k in range(len(buffers))]
-    frames = step.example_frames(2)
-    example = (frames.normal_(), *(t.normal_() for t in step.initial_state(2)))
+    buffers = step.buffer_shapes(2)  # the example's batch of 2 (1 would be fixed)
+    state = step.state_shape(2)
+    frames = step.example_frames(2).normal_()
+    example = (frames, torch.randn(state), torch.randn(state), *map(torch.randn, buffers))
     batch = Dim("batch")
     dynamic = [{0: batch}, {1: batch}, {1: batch}, ({0: batch},) * len(buffers)]  # *buffers
-    state = list(step.state_shape(1))
+    # Everything carried from step to step, each input coming back as the output NAME_next.
+    carried = {
+        "h": [state[0], "batch", *state[2:]],
+        "c": [state[0], "batch", *state[2:]],
+        **{f"buffer_{k}": ["batch", *s[1:]] for k, s in enumerate(buffers)},
+    }
     spec = {
         "kind": "streaming",
         "frames_per_step": FRAMES_PER_STEP,
-        "state_shape": state,
-        "buffers": [list(s) for s in buffers],
-        "inputs": {
-            "frames": ["batch", *frames.shape[1:]],
-            "h": [state[0], "batch", *state[2:]],
-            "c": [state[0], "batch", *state[2:]],
-            **{n: ["batch", *s[1:]] for n, s in zip(names, buffers, strict=True)},
-        },
+        "state_shape": [state[0], 1, *state[2:]],
+        "buffers": [[1, *s[1:]] for s in buffers],
+        "inputs": {"frames": ["batch", *frames.shape[1:]], **carried},
         "outputs": {
             "logits": ["batch", 1, net.config.num_classes],
-            "h_next": [state[0], "batch", *state[2:]],
-            "c_next": [state[0], "batch", *state[2:]],
-            **{f"{n}_next": ["batch", *s[1:]] for n, s in zip(names, buffers, strict=True)},
+            **{f"{name}_next": shape for name, shape in carried.items()},
         },
     }
-    inputs = ["frames", "h", "c", *names]
-    outputs = ["logits", "h_next", "c_next", *(f"{n}_next" for n in names)]
+    inputs, outputs = list(spec["inputs"]), list(spec["outputs"])
     return step, example, inputs, outputs, dynamic, spec
 
 
