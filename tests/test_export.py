@@ -237,6 +237,7 @@ def test_the_streaming_step_names_its_inputs_and_outputs(exports):
     assert inputs[:3] == ["frames", "h", "c"] and outputs[:3] == ["logits", "h_next", "c_next"]
     assert len(spec["buffers"]) == len(inputs) - 3 > 0
     assert spec["inputs"]["frames"] == ["batch", 3, 2, 32, 32]
+    assert spec["lookahead"] == meta["network"].get("lookahead", 0)  # how a host reads logits
 
 
 def test_predict_runs_an_onnx_export_as_the_checkpoint(checkpoint, exports, tmp_path, capsys):

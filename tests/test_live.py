@@ -105,15 +105,18 @@ def test_a_stream_that_ends_mid_gesture_reports_it():
     assert found.name == "Swiping Left" and found.gesture.frames() == (1, 11)
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_a_stream_sees_what_the_offline_network_sees(stride):
+@pytest.mark.parametrize("stride, lookahead", [(1, 0), (2, 0), (2, 2), (1, 3)])
+def test_a_stream_sees_what_the_offline_network_sees(stride, lookahead):
     """Every stride-th frame, preprocessed one at a time, gives the per-step probabilities the
-    whole strided clip gives offline; found gestures are in the video's frames."""
+    whole strided clip gives offline (for a network with a lookahead, both name every step,
+    the last ones at the end of the stream); found gestures are in the video's frames."""
     from aclstm.data.transforms import prepare_clip
     from aclstm.recognition import step_probabilities
 
     torch.manual_seed(0)
-    net = create("tiny", temporal_padding="causal", num_classes=3, size=32).eval()
+    net = create(
+        "tiny", temporal_padding="causal", num_classes=3, size=32, lookahead=lookahead
+    ).eval()
     meta = {**_meta(net), "frame_stride": stride}
     frames = np.random.default_rng(2).integers(0, 255, (17, 40, 48, 3), dtype=np.uint8)
     stream = GestureStream(net, meta, fps=10.0, settings=SegmenterSettings(0.01, 0.01, 1, 1))

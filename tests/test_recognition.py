@@ -12,7 +12,7 @@ from aclstm.analysis.segmentation import SegmenterSettings
 from aclstm.data import ConGDDataset, frame_labels
 from aclstm.data.synth import SynthSpec, write_synthetic_set
 from aclstm.models import create
-from aclstm.recognition import background_classes, recognise_videos
+from aclstm.recognition import background_classes, recognise_videos, step_probabilities
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +78,23 @@ def test_an_untrained_network_runs_and_scores_within_bounds(continuous_set):
         recognise_videos(net, ConGDDataset(continuous_set, "valid", window=8, size=32))
 
 
-def test_training_and_evaluating_on_a_continuous_set(tmp_path, capsys):
+def test_training_and_evaluating_on_a_continuous_set(tmp_path, capsys, monkeypatch):
     """A causal tiny network trained per step on windows of the synthetic continuous set, then
-    evaluated on whole videos: the loop, the factory and the report, end to end."""
+    evaluated on whole videos: the loop, the factory and the report, end to end; training and
+    validation both shift the targets by the config's lookahead."""
     import json
 
     from aclstm.cli import main
+    from aclstm.train import loop
+
+    lookaheads = []
+    original = loop.outputs_and_targets
+
+    def spy(net, clips, labels, lookahead=0):
+        lookaheads.append(lookahead)
+        return original(net, clips, labels, lookahead)
+
+    monkeypatch.setattr(loop, "outputs_and_targets", spy)
 
     options = [
         "--no-progress", "--cfg-options", "model.frames=8", "data.synth.clips_per_class=4",
@@ -97,6 +108,7 @@ def test_training_and_evaluating_on_a_continuous_set(tmp_path, capsys):
     assert "on 4 windows, validating on 1, 28 classes" in out  # 2 videos x 2 windows
     meta = json.loads((tmp_path / "run/last/meta.json").read_text())
     assert meta["classes"][0] == "background" and meta["network"]["temporal_padding"] == "causal"
+    assert meta["network"]["lookahead"] == 2 and set(lookaheads) == {2}
     assert main(["evaluate", str(tmp_path / "run/last"), "--no-progress", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     continuous = report["continuous"]
@@ -123,3 +135,34 @@ def test_each_step_is_trained_on_the_label_of_the_frame_it_ends_on():
         lambda x: torch.zeros(x.shape[0], 5), clips, torch.tensor([1, 0])
     )
     assert clip_targets.tolist() == [1, 0] and clip_logits.shape == (2, 5)
+
+
+def test_with_a_lookahead_step_t_is_trained_on_the_label_of_step_t_minus_d():
+    from aclstm.models import lookahead_of
+    from aclstm.train.loop import outputs_and_targets
+
+    class Steps(nn.Module):
+        def forward(self, clips, per_step=False):
+            return torch.zeros(clips.shape[0], (clips.shape[2] + 1) // 2, 4)
+
+    labels = torch.tensor([[0, 0, 3, 3, 3, 0, 2, 2, 1, 1]])  # steps name frames 0, 2, .. 8
+    _, targets = outputs_and_targets(Steps(), torch.zeros(1, 3, 10, 8, 8), labels, lookahead=2)
+    assert targets.tolist() == [-1, -1, 0, 3, 3]  # the first two steps name no step
+    _, short = outputs_and_targets(Steps(), torch.zeros(1, 3, 2, 8, 8), labels[:, :2], 2)
+    assert short.tolist() == [-1]  # a window shorter than the lookahead trains nothing
+    net = create("tiny", num_classes=4, lookahead=3)
+    assert lookahead_of(net) == 3 and lookahead_of(Steps()) == 0
+
+
+def test_step_probabilities_undo_the_lookahead():
+    """Row t names step t: the network's row t + d, the clip followed by its last frame held
+    for d steps, so that every step of the clip is named."""
+    torch.manual_seed(0)
+    net = create("tiny", temporal_padding="causal", num_classes=3, size=32, lookahead=2).eval()
+    clip = torch.randn(3, 11, 32, 32)
+    got = step_probabilities(net, clip)
+    padded = torch.cat([clip, clip[:, -1:].expand(-1, 4, -1, -1)], dim=1)
+    with torch.no_grad():
+        raw = net.forward_steps(padded[None])[0].softmax(-1).numpy()
+    assert got.shape == (6, 3)  # ceil(11 / 2) steps, as without a lookahead
+    np.testing.assert_allclose(got, raw[2:], atol=1e-6)

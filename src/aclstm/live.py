@@ -26,7 +26,7 @@ from aclstm.data.io import DataError, read_jpeg
 from aclstm.data.transforms import prepare_clip
 from aclstm.data.video import decode_frames, iter_video, probe_video
 from aclstm.models import FRAMES_PER_STEP, GestureNet
-from aclstm.recognition import background_classes, list_label
+from aclstm.recognition import background_classes, list_label, lookahead_padding
 
 __all__ = [
     "Found",
@@ -205,6 +205,10 @@ class GestureStream:
         self.stride = int(self.meta.get("frame_stride", 1))  # the network sees every k-th frame
         background = background_classes(self.meta["classes"])
         self.segmenter = Segmenter(self.settings, background, FRAMES_PER_STEP * self.stride)
+        # The network's rows name the steps `lookahead` behind them (GestureNetConfig).
+        self.lookahead = int(self.meta.get("network", {}).get("lookahead", 0))
+        self._unnamed = self.lookahead  # rows still to come that name no step
+        self._last_clip: torch.Tensor | None = None  # the last frame fed, prepared
         self.probabilities: list[np.ndarray] = []  # every step's, for a timeline
         self.frames = 0  # fed so far
         self._drops: list[int] = []  # frames fed before each frame dropped (nondecreasing)
@@ -239,12 +243,20 @@ class GestureStream:
             preprocessing=self.meta.get("preprocessing", "default"),
             center=self.meta.get("center", "dataset"),
         )  # fmt: skip
+        self._last_clip = clip
+        return self._found(self._push(clip))
+
+    def _push(self, clip: torch.Tensor) -> list[Gesture]:
+        """Prepared frames (C, n, H, W) through the network; the gestures they end."""
         logits = self.streamer.push(clip[None])
         found: list[Gesture] = []
         for step in logits[0].float().softmax(dim=-1).numpy():
+            if self._unnamed:
+                self._unnamed -= 1
+                continue
             self.probabilities.append(step)
             found += self.segmenter.update(step)
-        return self._found(found)
+        return found
 
     def now_showing(self) -> str:
         """The gesture going on now, as "class 0.87", or "" when none is."""
@@ -255,8 +267,14 @@ class GestureStream:
         return f"{self.meta['classes'][label]} {probability:.2f}"
 
     def finish(self) -> list[Found]:
-        """The end of the stream: a gesture still going is closed and reported."""
-        return self._found(self.segmenter.finish())
+        """The end of the stream: the last steps named (a network with a lookahead is shown
+        the last frame held, as :func:`~aclstm.recognition.step_probabilities` does), and a
+        gesture still going closed and reported."""
+        found: list[Gesture] = []
+        if self.lookahead and self._last_clip is not None:
+            found = self._push(lookahead_padding(self._last_clip, self.lookahead))
+            self._last_clip = None
+        return self._found(found + self.segmenter.finish())
 
 
 class Renderer:

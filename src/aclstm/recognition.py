@@ -13,9 +13,15 @@ import torch
 from aclstm.analysis.continuous import score_videos
 from aclstm.analysis.segmentation import SegmenterSettings, segment_steps
 from aclstm.data.congd import ConGDDataset, Segment
-from aclstm.models import FRAMES_PER_STEP
+from aclstm.models import FRAMES_PER_STEP, lookahead_of
 
-__all__ = ["background_classes", "list_label", "recognise_videos", "step_probabilities"]
+__all__ = [
+    "background_classes",
+    "list_label",
+    "lookahead_padding",
+    "recognise_videos",
+    "step_probabilities",
+]
 
 # Class names that mean "no gesture" in a model's classes: the continuous sets' class 0, and
 # Jester's two non-gestures, so a model trained on isolated Jester clips can be streamed too.
@@ -41,11 +47,23 @@ def list_label(classes: Sequence[str], index: int) -> int:
     return index if classes[0].lower() == "background" else index + 1
 
 
+def lookahead_padding(clip: torch.Tensor, lookahead: int) -> torch.Tensor:
+    """The frames (C, n, H, W) that follow a clip (C, T, H, W) so that a network with
+    ``lookahead`` names its last steps too: its last frame, held for that many steps."""
+    return clip[:, -1:].expand(-1, lookahead * FRAMES_PER_STEP, -1, -1)
+
+
 @torch.no_grad()
 def step_probabilities(model: torch.nn.Module, clip: torch.Tensor) -> np.ndarray:
-    """Per-step class probabilities (T', classes) of one clip (C, T, H, W)."""
+    """Per-step class probabilities (T', classes) of one clip (C, T, H, W), row t naming step
+    t: for a network with a ``lookahead`` (GestureNetConfig), the clip is followed by
+    :func:`lookahead_padding` and the first ``lookahead`` rows, which name no step, are
+    dropped."""
     device = next(model.parameters()).device
-    logits = model.forward_steps(clip.unsqueeze(0).to(device))[0]
+    lookahead = lookahead_of(model)
+    if lookahead:
+        clip = torch.cat([clip, lookahead_padding(clip, lookahead)], dim=1)
+    logits = model.forward_steps(clip.unsqueeze(0).to(device))[0, lookahead:]
     return logits.float().softmax(dim=-1).cpu().numpy()
 
 

@@ -21,7 +21,8 @@ stride of the video's):
 
 A gesture is emitted on the step the stretch falls below ``exit``: at most ``smoothing``
 steps after the true end when the network's own probability drops at
-once, plus the network's own reaction time.
+once, plus the network's own reaction time, plus its ``lookahead`` (a network trained to name
+a step that many steps later: its probabilities arrive that much later).
 """
 
 from __future__ import annotations

@@ -74,6 +74,7 @@ def _streaming_graph(net: GestureNet, meta: dict[str, Any]):
     spec = {
         "kind": "streaming",
         "frames_per_step": FRAMES_PER_STEP,
+        "lookahead": net.config.lookahead,  # logits of step t name step t - lookahead
         "state_shape": [state[0], 1, *state[2:]],
         "buffers": [[1, *s[1:]] for s in buffers],
         "inputs": {"frames": ["batch", *frames.shape[1:]], **carried},

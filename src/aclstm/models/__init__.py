@@ -7,6 +7,7 @@ from .gesture_net import (
     GestureNetConfig,
     count_parameters,
     example_clip,
+    lookahead_of,
     released_layer_cells,
 )
 from .layers import weight_decay_param_groups
@@ -25,6 +26,7 @@ __all__ = [
     "create",
     "example_clip",
     "list_presets",
+    "lookahead_of",
     "preset_config",
     "register_preset",
     "released_layer_cells",

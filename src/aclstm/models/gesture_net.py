@@ -51,6 +51,10 @@ class GestureNetConfig:
     padding: str = "symmetric"  # strided layers' "same" padding: symmetric, or "tf" as released
     mobilenet_bias: bool = False  # a bias on MobileNet's pointwise convs (the released net's)
     temporal_padding: str = "symmetric"  # or "causal": step t sees frames <= 2t (streamable)
+    # Continuous recognition: step t's logits name step t - lookahead, so that a causal network
+    # sees `lookahead` steps past a step before it names it (trained so; undone by
+    # step_probabilities and the stream, which report that many steps later).
+    lookahead: int = 0
 
     def cells(self) -> list[str]:
         if self.layer_cells is not None:
@@ -221,6 +225,12 @@ class GestureNet(nn.Module):
         return {label: getattr(self, attr) for label, attr in self.stage_attributes.items()}
 
 
+def lookahead_of(model: nn.Module) -> int:
+    """The steps a network's per-step outputs lag the steps they name (``lookahead`` of
+    :class:`GestureNetConfig`; 0 for any other module)."""
+    return getattr(getattr(model, "config", None), "lookahead", 0)
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -245,5 +255,6 @@ __all__ = [
     "GestureNetConfig",
     "count_parameters",
     "example_clip",
+    "lookahead_of",
     "released_layer_cells",
 ]

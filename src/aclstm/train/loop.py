@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from aclstm.data import collate_skipping
 from aclstm.data.congd import IGNORE
-from aclstm.models import FRAMES_PER_STEP, weight_decay_param_groups
+from aclstm.models import FRAMES_PER_STEP, lookahead_of, weight_decay_param_groups
 
 from . import distributed
 from .checkpoint import (
@@ -48,6 +48,7 @@ __all__ = [
     "cpu_has_native_bf16",
     "evaluate",
     "fit",
+    "outputs_and_targets",
     "repair_metrics",
     "resolve_amp",
 ]
@@ -134,14 +135,18 @@ def _to_device(clips: torch.Tensor, device: torch.device, channels_last: bool) -
     return clips.contiguous(memory_format=layout)
 
 
-def outputs_and_targets(net, clips: torch.Tensor, labels: torch.Tensor):
+def outputs_and_targets(net, clips: torch.Tensor, labels: torch.Tensor, lookahead: int = 0):
     """Logits (N, classes) and their targets (N,): a clip's logits and label, or, for
     per-frame labels (B, T) (continuous videos), the logits of every ConvLSTM step with the
-    label of the frame the step ends on (frame 2t); targets IGNORE (-1) are left out."""
+    label of the frame step t - ``lookahead`` ends on (frame 2(t - lookahead)); targets IGNORE
+    (-1) are left out (the first ``lookahead`` steps name no step of the window)."""
     if labels.dim() == 1:
         return net(clips), labels
     logits = net(clips, per_step=True)  # (B, T', classes)
     targets = labels[:, ::FRAMES_PER_STEP][:, : logits.shape[1]]
+    if lookahead:
+        named = targets[:, : max(targets.shape[1] - lookahead, 0)]
+        targets = F.pad(named, (targets.shape[1] - named.shape[1], 0), value=IGNORE)
     return logits.flatten(0, 1), targets.flatten()
 
 
@@ -175,7 +180,7 @@ def evaluate(
             continue
         clips, labels = _to_device(batch.clips, device, channels_last), batch.labels.to(device)
         with autocast(device, amp):
-            logits, labels = outputs_and_targets(model, clips, labels)
+            logits, labels = outputs_and_targets(model, clips, labels, lookahead_of(model))
         known = labels != IGNORE
         logits, labels = logits[known].float(), labels[known]
         if confusion is None:
@@ -599,6 +604,7 @@ def fit(
         (work_dir / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run, fresh records
 
     schedule = CheckpointSchedule(s.checkpoint_every)
+    lookahead = lookahead_of(model)
     with StopRequest() as stop:
         for epoch in range(start_epoch, s.epochs):
             model.train()
@@ -635,7 +641,7 @@ def fit(
                 buffers = _copy_buffers(model) if s.skip_nonfinite else None
                 with sync:
                     with autocast(device, s.amp):
-                        logits, targets = outputs_and_targets(net, clips, labels)
+                        logits, targets = outputs_and_targets(net, clips, labels, lookahead)
                         loss = F.cross_entropy(
                             logits.float(),
                             targets,
