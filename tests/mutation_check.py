@@ -35,6 +35,22 @@ class Mutation:
 
 MUTATIONS = [
     Mutation(
+        "lookahead-untrained",
+        "training ignores the network's lookahead (targets not shifted)",
+        "src/aclstm/train/loop.py",
+        "lookahead = lookahead_of(model)",
+        "lookahead = 0",
+        ("tests/test_recognition.py", "-k", "training_and_evaluating"),
+    ),
+    Mutation(
+        "lookahead-unflushed",
+        "a stream with a lookahead ends without naming its last steps",
+        "src/aclstm/live.py",
+        "if self.lookahead and self._last_clip is not None:",
+        "if False:",
+        ("tests/test_live.py", "-k", "offline_network"),
+    ),
+    Mutation(
         "depthwise-bf16",
         "a strided depthwise convolution left to oneDNN's slow bf16 kernel under CPU autocast",
         "src/aclstm/models/layers.py",
