@@ -152,6 +152,8 @@ def test_with_a_lookahead_step_t_is_trained_on_the_label_of_step_t_minus_d():
     assert short.tolist() == [-1]  # a window shorter than the lookahead trains nothing
     net = create("tiny", num_classes=4, lookahead=3)
     assert lookahead_of(net) == 3 and lookahead_of(Steps()) == 0
+    with pytest.raises(ValueError, match="lookahead must be 0 or more steps, got -1"):
+        create("tiny", lookahead=-1)
 
 
 def test_step_probabilities_undo_the_lookahead():

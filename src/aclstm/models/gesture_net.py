@@ -90,6 +90,8 @@ class GestureNet(nn.Module):
     def __init__(self, config: GestureNetConfig | None = None, **overrides) -> None:
         super().__init__()
         config = replace(config or GestureNetConfig(), **overrides)
+        if config.lookahead < 0:
+            raise ValueError(f"lookahead must be 0 or more steps, got {config.lookahead}")
         self.config = config
         self.res3d = Res3D(
             config.in_channels, config.res3d_widths, config.padding, config.temporal_padding
