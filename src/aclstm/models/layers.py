@@ -74,8 +74,8 @@ class Conv2d(_TFSame, nn.Conv2d):
     A strided depthwise convolution (MobileNet's downsampling blocks) runs in fp32 under CPU
     autocast: oneDNN's bf16 backward for it is 20-60x slower than fp32's (torch 2.13 on an
     AVX512-BF16 CPU, 64 channels at 8x8, a batch of 128: 57 ms against 0.95 forward and
-    backward; the tiny network's bf16 training step, 16x32x32 clips, batch 16: 203 -> 176 ms).
-    Unstrided depthwise and all other convolutions are faster in bf16 and stay in it."""
+    backward), a sixth of the tiny network's bf16 training step. Unstrided depthwise and all
+    other convolutions are faster in bf16 and stay in it."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
