@@ -51,14 +51,6 @@ MUTATIONS = [
         ("tests/test_live.py", "-k", "offline_network"),
     ),
     Mutation(
-        "depthwise-bf16",
-        "a strided depthwise convolution left to oneDNN's slow bf16 kernel under CPU autocast",
-        "src/aclstm/models/layers.py",
-        "self.fp32_on_cpu = depthwise and any(s > 1 for s in self.stride)",
-        "self.fp32_on_cpu = False",
-        ("tests/test_models.py", "-k", "strided_depthwise"),
-    ),
-    Mutation(
         "message-drift",
         "an error message reworded in the code, not in docs/reliability.md",
         "src/aclstm/train/checkpoint.py",

@@ -225,30 +225,6 @@ def test_compiled_tiny_net_equals_eager():
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_strided_depthwise_conv_under_cpu_bf16_computes_in_fp32():
-    """oneDNN's bf16 backward of a strided depthwise convolution is 20-60x slower than fp32's:
-    MobileNet's Conv2d computes such a convolution in fp32 under CPU autocast, giving the fp32
-    result, and leaves unstrided depthwise and dense convolutions to bf16."""
-    from aclstm.models.layers import Conv2d
-
-    torch.manual_seed(0)
-    x = torch.randn(4, 16, 8, 8).to(memory_format=torch.channels_last)
-    for groups, stride, dtype in (
-        (16, 2, torch.float32),
-        (16, 1, torch.bfloat16),
-        (1, 2, torch.bfloat16),
-    ):
-        conv = Conv2d(16, 16, 3, stride, padding=1, groups=groups, bias=False)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            y = conv(x)
-        assert y.dtype == dtype, (groups, stride)
-        if dtype == torch.float32:
-            expected = torch.nn.functional.conv2d(x, conv.weight, None, 2, 1, 1, 16)
-            torch.testing.assert_close(y, expected, rtol=0, atol=0)
-            (grad,) = torch.autograd.grad(y.sum(), conv.weight)
-            assert grad.dtype == torch.float32
-
-
 def test_short_clips_under_cpu_bf16_convolve_in_fp32():
     """torch 2.13's CPU bf16 Conv3d returned inf/NaN weight gradients for about 1 in 10 inputs
     2 frames long; the network's Conv3d computes those in fp32 (and only those)."""

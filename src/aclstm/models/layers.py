@@ -59,34 +59,11 @@ class _TFSame:
         return F.pad(x, tf_same_pads(x.shape[2:], self.kernel_size, self.stride))
 
 
-def in_fp32_under_cpu_autocast(conv: nn.modules.conv._ConvNd, x: Tensor) -> Tensor:
-    """``conv(x)`` computed in fp32 when CPU autocast is on (where a bf16 kernel is faulty or
-    slow); otherwise as autocast has it."""
-    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-        with torch.autocast("cpu", enabled=False):
-            return conv._conv_forward(x.float(), conv.weight, conv.bias)
-    return conv._conv_forward(x, conv.weight, conv.bias)
-
-
 class Conv2d(_TFSame, nn.Conv2d):
-    """``nn.Conv2d`` with the option of TensorFlow's "same" padding (``tf_same=True``).
-
-    A strided depthwise convolution (MobileNet's downsampling blocks) runs in fp32 under CPU
-    autocast: oneDNN's bf16 backward for it is 20-60x slower than fp32's (torch 2.13 on an
-    AVX512-BF16 CPU, 64 channels at 8x8, a batch of 128: 57 ms against 0.95 forward and
-    backward), a sixth of the tiny network's bf16 training step. Unstrided depthwise and all
-    other convolutions are faster in bf16 and stay in it."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        depthwise = self.groups > 1 and self.groups == self.in_channels
-        self.fp32_on_cpu = depthwise and any(s > 1 for s in self.stride)
+    """``nn.Conv2d`` with the option of TensorFlow's "same" padding (``tf_same=True``)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.pad_input(x)
-        if self.fp32_on_cpu:
-            return in_fp32_under_cpu_autocast(self, x)
-        return super().forward(x)
+        return super().forward(self.pad_input(x))
 
 
 # How a 3D convolution pads time: "symmetric" (as released: the output at t sees frames t-1,
@@ -170,8 +147,9 @@ class Conv3d(_TFSame, nn.Conv3d):
                     "(the Streamer holds such frames back until they do)"
                 )
         x = self.pad_input(x)
-        if short:
-            return in_fp32_under_cpu_autocast(self, x)
+        if short and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float())
         return super().forward(x)
 
 
