@@ -105,13 +105,17 @@ def test_a_stream_that_ends_mid_gesture_reports_it():
     assert found.name == "Swiping Left" and found.gesture.frames() == (1, 11)
 
 
-@pytest.mark.parametrize("stride, lookahead", [(1, 0), (2, 0), (2, 2), (1, 3)])
-def test_a_stream_sees_what_the_offline_network_sees(stride, lookahead):
+@pytest.mark.parametrize(
+    "stride, lookahead, phases",
+    [(1, 0, 1), (2, 0, 1), (2, 2, 1), (1, 3, 1), (2, 0, 4), (2, 2, 2), (1, 3, 2), (3, 1, 3)],
+)
+def test_a_stream_sees_what_the_offline_network_sees(stride, lookahead, phases):
     """Every stride-th frame, preprocessed one at a time, gives the per-step probabilities the
     whole strided clip gives offline (for a network with a lookahead, both name every step,
-    the last ones at the end of the stream); found gestures are in the video's frames."""
+    the last ones at the end of the stream); run at several phases of the step, the combined
+    rows the offline runs give; found gestures are in the video's frames."""
     from aclstm.data.transforms import prepare_clip
-    from aclstm.recognition import step_probabilities
+    from aclstm.recognition import phase_probabilities, step_probabilities
 
     torch.manual_seed(0)
     net = create(
@@ -119,13 +123,15 @@ def test_a_stream_sees_what_the_offline_network_sees(stride, lookahead):
     ).eval()
     meta = {**_meta(net), "frame_stride": stride}
     frames = np.random.default_rng(2).integers(0, 255, (17, 40, 48, 3), dtype=np.uint8)
-    stream = GestureStream(net, meta, fps=10.0, settings=SegmenterSettings(0.01, 0.01, 1, 1))
+    settings = SegmenterSettings(0.01, 0.01, 1, 1, phases=phases)
+    stream = GestureStream(net, meta, fps=10.0, settings=settings)
     summary = run_stream(FrameSource(iter(frames), fps=10.0), stream)
-    clip = prepare_clip(
-        torch.from_numpy(frames[::stride]), 32, (0.0, 0.0, 0.0), False, center="frame"
-    )
-    offline = step_probabilities(net, clip)
+    clip = prepare_clip(torch.from_numpy(frames), 32, (0.0, 0.0, 0.0), False, center="frame")
+    offline = phase_probabilities(net, clip, stride, phases)
+    assert len(offline) == -(-17 * phases // (2 * stride))  # a row for each F / p frames
     assert np.allclose(np.array(stream.probabilities), offline, atol=1e-5)
+    if phases == 1:
+        assert np.allclose(offline, step_probabilities(net, clip[:, ::stride]), atol=1e-6)
     (found,) = summary.found  # "something happening" from the first step to the last
     assert (found.start_frame, found.end_frame) == (1, 17)
 

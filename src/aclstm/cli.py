@@ -320,7 +320,7 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     min_side = 0 if args.render else meta["size"]
     source = open_source(args.source, min_side, args.fps, args.raw_size, args.on_error)
     given = {"enter": args.enter, "exit": args.exit, "smoothing": args.smoothing}
-    given["min_steps"] = args.min_steps
+    given["min_steps"], given["phases"] = args.min_steps, args.phases
     settings = segmenter_settings(meta, **{k: v for k, v in given.items() if v is not None})
     stream = GestureStream(model, meta, source.fps, settings)
 
@@ -656,6 +656,11 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--exit", type=float, help="... and below this ends it")
     stream.add_argument("--smoothing", type=_positive_int, help="steps averaged")
     stream.add_argument("--min-steps", type=_positive_int, help="the shortest gesture, in steps")
+    stream.add_argument(
+        "--phases", type=_positive_int,
+        help="run the network at this many offsets of its step (a divisor of its frames a "
+        "step; the network's cost times this) for finer boundaries",
+    )  # fmt: skip
     stream.set_defaults(func=_cmd_stream)
 
     score = commands.add_parser(

@@ -19,6 +19,7 @@ import av
 import numpy as np
 import torch
 
+from aclstm.analysis.phases import PhaseCombiner
 from aclstm.analysis.segmentation import Gesture, Segmenter, SegmenterSettings
 from aclstm.data.clips import frame_files
 from aclstm.data.congd import Segment
@@ -191,7 +192,9 @@ class Found:
 
 @dataclass
 class GestureStream:
-    """A checkpoint's network on a stream: ``feed(frame)`` returns the gestures that ended."""
+    """A checkpoint's network on a stream: ``feed(frame)`` returns the gestures that ended.
+    With ``settings.phases`` = p the network runs p times, each on the frames from its own
+    offset of the step, with its own state (:mod:`aclstm.analysis.phases`)."""
 
     model: GestureNet  # or an exported model with a streamer() (aclstm.export.runtime)
     meta: dict[str, Any]
@@ -201,15 +204,17 @@ class GestureStream:
     def __post_init__(self) -> None:
         if isinstance(self.model, GestureNet):  # else an exported model (aclstm.export)
             self.model = self.model.causal().eval()  # same weights, causal padding
-        self.streamer = self.model.streamer()
         self.stride = int(self.meta.get("frame_stride", 1))  # the network sees every k-th frame
+        self.combiner = PhaseCombiner(self.settings.phases, FRAMES_PER_STEP * self.stride)
+        self.streamers = [self.model.streamer() for _ in self.combiner.offsets]
         background = background_classes(self.meta["classes"])
-        self.segmenter = Segmenter(self.settings, background, FRAMES_PER_STEP * self.stride)
+        rows = self.combiner  # the frames each combined row stands for
+        self.segmenter = Segmenter(self.settings, background, rows.frames_per_row, rows.lead)
         # The network's rows name the steps `lookahead` behind them (GestureNetConfig).
         self.lookahead = int(self.meta.get("network", {}).get("lookahead", 0))
-        self._unnamed = self.lookahead  # rows still to come that name no step
-        self._last_clip: torch.Tensor | None = None  # the last frame fed, prepared
-        self.probabilities: list[np.ndarray] = []  # every step's, for a timeline
+        self._unnamed = [self.lookahead] * len(self.streamers)  # rows that name no step
+        self._last_clip: list[torch.Tensor | None] = [None] * len(self.streamers)  # prepared
+        self.probabilities: list[np.ndarray] = []  # every combined row's, for a timeline
         self.frames = 0  # fed so far
         self._drops: list[int] = []  # frames fed before each frame dropped (nondecreasing)
 
@@ -234,8 +239,14 @@ class GestureStream:
         return out
 
     def feed(self, frame: np.ndarray) -> list[Found]:
+        index = self.frames  # 0-based
         self.frames += 1
-        if (self.frames - 1) % self.stride:  # a frame the network does not see
+        runs = [
+            run
+            for run, offset in enumerate(self.combiner.offsets)
+            if index >= offset and (index - offset) % self.stride == 0
+        ]
+        if not runs:  # a frame the network does not see
             return []
         clip = torch.from_numpy(np.ascontiguousarray(frame))[None, ..., : len(self.meta["mean"])]
         clip = prepare_clip(
@@ -243,20 +254,26 @@ class GestureStream:
             preprocessing=self.meta.get("preprocessing", "default"),
             center=self.meta.get("center", "dataset"),
         )  # fmt: skip
-        self._last_clip = clip
-        return self._found(self._push(clip))
-
-    def _push(self, clip: torch.Tensor) -> list[Gesture]:
-        """Prepared frames (C, n, H, W) through the network; the gestures they end."""
-        logits = self.streamer.push(clip[None])
         found: list[Gesture] = []
+        for run in runs:
+            self._last_clip[run] = clip
+            found += self._push(run, clip)
+        return self._found(found)
+
+    def _push(self, run: int, clip: torch.Tensor) -> list[Gesture]:
+        """Prepared frames (C, n, H, W) through run ``run``; the gestures they end."""
+        logits = self.streamers[run].push(clip[None])
+        rows: list[np.ndarray] = []
         for step in logits[0].float().softmax(dim=-1).numpy():
-            if self._unnamed:
-                self._unnamed -= 1
+            if self._unnamed[run]:
+                self._unnamed[run] -= 1
                 continue
-            self.probabilities.append(step)
-            found += self.segmenter.update(step)
-        return found
+            rows += self.combiner.add(run, step)
+        return self._segment(rows)
+
+    def _segment(self, rows: list[np.ndarray]) -> list[Gesture]:
+        self.probabilities += rows
+        return [gesture for row in rows for gesture in self.segmenter.update(row)]
 
     def now_showing(self) -> str:
         """The gesture going on now, as "class 0.87", or "" when none is."""
@@ -271,9 +288,11 @@ class GestureStream:
         the last frame held, as :func:`~aclstm.recognition.step_probabilities` does), and a
         gesture still going closed and reported."""
         found: list[Gesture] = []
-        if self.lookahead and self._last_clip is not None:
-            found = self._push(lookahead_padding(self._last_clip, self.lookahead))
-            self._last_clip = None
+        for run, last in enumerate(self._last_clip):
+            if self.lookahead and last is not None:
+                found += self._push(run, lookahead_padding(last, self.lookahead))
+            self._last_clip[run] = None
+        found += self._segment(self.combiner.finish(self.frames))
         return self._found(found + self.segmenter.finish())
 
 

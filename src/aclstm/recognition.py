@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from aclstm.analysis.continuous import score_videos
+from aclstm.analysis.phases import PhaseCombiner, combine_phases, phase_offsets
 from aclstm.analysis.segmentation import SegmenterSettings, segment_steps
 from aclstm.data.congd import ConGDDataset, Segment
 from aclstm.models import FRAMES_PER_STEP, lookahead_of
@@ -19,6 +20,7 @@ __all__ = [
     "background_classes",
     "list_label",
     "lookahead_padding",
+    "phase_probabilities",
     "recognise_videos",
     "step_probabilities",
 ]
@@ -67,27 +69,51 @@ def step_probabilities(model: torch.nn.Module, clip: torch.Tensor) -> np.ndarray
     return logits.float().softmax(dim=-1).cpu().numpy()
 
 
+@torch.no_grad()
+def phase_probabilities(
+    model: torch.nn.Module, frames: torch.Tensor, frame_stride: int = 1, phases: int = 1
+) -> np.ndarray:
+    """Class probabilities (rows, classes) of a whole video given frame by frame (C, N, H, W):
+    the network on every ``frame_stride``-th frame from each of ``phases`` offsets of its step,
+    combined (:mod:`aclstm.analysis.phases`); a row stands for 2 x frame_stride / phases
+    frames. With ``phases=1``, :func:`step_probabilities` of every ``frame_stride``-th frame."""
+    frames_per_step, num_frames = FRAMES_PER_STEP * frame_stride, frames.shape[1]
+    runs = [
+        step_probabilities(model, frames[:, offset::frame_stride]) if offset < num_frames else []
+        for offset in phase_offsets(phases, frames_per_step)
+    ]
+    return combine_phases(runs, frames_per_step, num_frames)
+
+
 def recognise_videos(
     model: torch.nn.Module,
     dataset: ConGDDataset,
     settings: SegmenterSettings | None = None,
     variant: str = "2017",
+    frame_stride: int = 1,
 ) -> dict[str, Any]:
-    """Segment every whole video of ``dataset`` (``window=None``) and, where the list gives
-    the truth, score: mean Jaccard (``variant``) and Levenshtein accuracy. Returns the found
-    segments per video (labels as the dataset's class indices, 1-based gestures), the truth
-    of the videos that have it, and the scores (None without truth)."""
-    if dataset.window is not None:
-        raise ValueError("recognise whole videos: build the data set with window=None")
+    """Segment every whole video of ``dataset`` (``window=None``, every frame:
+    ``frame_stride=1``) with a network that sees every ``frame_stride``-th frame, and, where
+    the list gives the truth, score: mean Jaccard (``variant``) and Levenshtein accuracy.
+    Returns the found segments per video (labels as the dataset's class indices, 1-based
+    gestures), the truth of the videos that have it, and the scores (None without truth)."""
+    if dataset.window is not None or dataset.frame_stride != 1:
+        raise ValueError(
+            "recognise whole videos, every frame: build the data set with window=None and "
+            "frame_stride=1 (the network's stride goes to frame_stride here)"
+        )
+    settings = settings or SegmenterSettings()
     model.eval()
     background = background_classes(dataset.classes)
     found: dict[str, list[Segment]] = {}
     truth: dict[str, Sequence[Segment]] = {}
-    frames_per_step = FRAMES_PER_STEP * dataset.frame_stride
+    grid = PhaseCombiner(settings.phases, FRAMES_PER_STEP * frame_stride)  # the rows' frames
     for index, video in enumerate(dataset.videos):
-        clip, _ = dataset[index]
-        probabilities = step_probabilities(model, clip)
-        gestures = segment_steps(probabilities, settings, background, frames_per_step)
+        frames, _ = dataset[index]
+        probabilities = phase_probabilities(model, frames, frame_stride, settings.phases)
+        gestures = segment_steps(
+            probabilities, settings, background, grid.frames_per_row, grid.lead
+        )
         num_frames = dataset.num_frames(index)
         found[video.entry.video] = [g.segment().clipped(num_frames) for g in gestures]
         if video.entry.segments is not None:

@@ -23,6 +23,10 @@ A gesture is emitted on the step the stretch falls below ``exit``: at most ``smo
 steps after the true end when the network's own probability drops at
 once, plus the network's own reaction time, plus its ``lookahead`` (a network trained to name
 a step that many steps later: its probabilities arrive that much later).
+
+With ``phases`` > 1 the rows segmented are not the network's steps but finer ones: the network
+run at that many offsets of its step, averaged frame by frame (:mod:`aclstm.analysis.phases`);
+``smoothing`` and ``min_steps`` then count those rows, ``frames_per_step / phases`` frames each.
 """
 
 from __future__ import annotations
@@ -50,12 +54,15 @@ __all__ = [
 @dataclass(frozen=True)
 class SegmenterSettings:
     """The thresholds on "something is happening" (``enter`` to start a gesture, ``exit`` to
-    end it), the steps averaged (``smoothing``) and the shortest gesture (``min_steps``)."""
+    end it), the steps averaged (``smoothing``) and the shortest gesture (``min_steps``), and
+    the offsets of the network's step it is run at (``phases``: 1, or a divisor of the frames
+    a step stands for; see :mod:`aclstm.analysis.phases`)."""
 
     enter: float = 0.6
     exit: float = 0.4
     smoothing: int = 3
     min_steps: int = 3
+    phases: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 < self.exit <= self.enter <= 1.0:
@@ -64,6 +71,8 @@ class SegmenterSettings:
             )
         if self.smoothing < 1 or self.min_steps < 1:
             raise ValueError("smoothing and min_steps must be at least 1 step")
+        if self.phases < 1:
+            raise ValueError(f"phases must be at least 1, got {self.phases}")
 
 
 def segmenter_settings(meta: dict[str, Any], **changes: Any) -> SegmenterSettings:
@@ -75,21 +84,28 @@ def segmenter_settings(meta: dict[str, Any], **changes: Any) -> SegmenterSetting
 
 @dataclass(frozen=True)
 class Gesture:
-    """A gesture found: its steps (0-based, inclusive), class index and score, and the
-    video's frames a step stands for (2 x the network's frame stride)."""
+    """A gesture found: its steps (0-based, inclusive), class index and score, the video's
+    frames a step stands for (2 x the network's frame stride, or a phase-combined row's
+    share of them) and how many of those come before frame F t (``lead``; None: F // 2)."""
 
     first_step: int
     last_step: int
     label: int
     score: float
     frames_per_step: int = FRAMES_PER_STEP
+    lead: int | None = None
 
     def frames(self) -> tuple[int, int]:
         """Its first and last frame, 1-based and inclusive. Step t sees the video up to frame
         F t + 1 (F frames a step; 1-based); a gesture that starts or ends between two steps
-        is taken to do so half-way: with F = 2, step t stands for frames 2t and 2t + 1."""
+        is taken to do so half-way: step t stands for the F frames from F t - F // 2 + 1 (with
+        F = 2, frames 2t and 2t + 1). Rows combined from several phases
+        (:class:`~aclstm.analysis.phases.PhaseCombiner`) stand for the frames from
+        F t - lead + 1 on."""
         f = self.frames_per_step
-        return max(1, f * self.first_step - f // 2 + 1), f * self.last_step + f // 2
+        lead = f // 2 if self.lead is None else self.lead
+        first = f * self.first_step - lead + 1
+        return max(1, first), f * self.last_step - lead + f
 
     def segment(self) -> Segment:
         start, end = self.frames()
@@ -99,17 +115,20 @@ class Gesture:
 class Segmenter:
     """Online segmentation of a stream of per-step probabilities (see the module docstring).
     ``background``: the class indices that are not gestures (default: class 0);
-    ``frames_per_step``: the video's frames a step of the network stands for."""
+    ``frames_per_step`` and ``lead``: the video's frames a step (a row) stands for, as in
+    :class:`Gesture`."""
 
     def __init__(
         self,
         settings: SegmenterSettings | None = None,
         background: Iterable[int] = (0,),
         frames_per_step: int = FRAMES_PER_STEP,
+        lead: int | None = None,
     ) -> None:
         self.settings = settings or SegmenterSettings()
         self.background = sorted(set(background))
         self.frames_per_step = frames_per_step
+        self.lead = lead
         self.reset()
 
     def reset(self) -> None:
@@ -164,9 +183,9 @@ class Segmenter:
             for label, a, b in runs
         ]
         runs = _merge_weak(runs, strong)
-        step = self.frames_per_step
+        step, lead = self.frames_per_step, self.lead
         return [
-            Gesture(first + a, first + b, label, float(rows[a : b + 1, label].mean()), step)
+            Gesture(first + a, first + b, label, float(rows[a : b + 1, label].mean()), step, lead)
             for label, a, b in runs
         ]
 
@@ -201,9 +220,10 @@ def segment_steps(
     settings: SegmenterSettings | None = None,
     background: Iterable[int] = (0,),
     frames_per_step: int = FRAMES_PER_STEP,
+    lead: int | None = None,
 ) -> list[Gesture]:
     """The gestures of a whole video's per-step probabilities (T', classes), as the online
     :class:`Segmenter` finds them."""
-    segmenter = Segmenter(settings, background, frames_per_step)
+    segmenter = Segmenter(settings, background, frames_per_step, lead)
     found = [g for row in probabilities for g in segmenter.update(row)]
     return found + segmenter.finish()

@@ -201,8 +201,10 @@ def _evaluate_videos(model, config: RunConfig, split: str, meta, predictions: Pa
     from aclstm.recognition import recognise_videos
 
     videos = build_dataset(config.data, split, meta["clip_len"], meta["size"], training=False)
-    videos.window = None  # whole videos, not windows
-    result = recognise_videos(model, videos, config.segment)
+    videos.window, videos.frame_stride = None, 1  # whole videos, every frame
+    result = recognise_videos(
+        model, videos, config.segment, frame_stride=meta.get("frame_stride", 1)
+    )
     write_congd_list(predictions, result["segments"].items())
     scores = result["scores"]
     if scores is None:
