@@ -150,5 +150,15 @@ def test_segment_settings_checked_and_carried_by_a_checkpoint():
     meta = {"config": config.as_dict()}
     assert segmenter_settings(meta, smoothing=1) == SegmenterSettings(0.7, 0.4, 1, 2)
     assert segmenter_settings({"config": {}}) == SegmenterSettings()  # an older checkpoint
+    # Other phases: smoothing and min_steps count rows of F / phases frames, so they are
+    # scaled to stay as many frames, unless given.
+    four = {"config": {"segment": {"phases": 4, "smoothing": 2, "min_steps": 8}}}
+    assert segmenter_settings(four, phases=1) == SegmenterSettings(smoothing=1, min_steps=2)
+    assert segmenter_settings(four, phases=2, min_steps=3).min_steps == 3
+    assert segmenter_settings(four, phases=4, min_steps=None) == SegmenterSettings(
+        0.6, 0.4, 2, 8, 4
+    )
+    with pytest.raises(ConfigError, match=r"\[segment\] phases must be at least 1, got 0"):
+        config_from_dict({"segment": {"phases": 0}}, "c.toml")
     with pytest.raises(ConfigError, match=r"c\.toml: \[segment\] need 0 < exit <= enter"):
         config_from_dict({"segment": {"enter": 0.3}}, "c.toml")

@@ -321,7 +321,7 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     source = open_source(args.source, min_side, args.fps, args.raw_size, args.on_error)
     given = {"enter": args.enter, "exit": args.exit, "smoothing": args.smoothing}
     given["min_steps"], given["phases"] = args.min_steps, args.phases
-    settings = segmenter_settings(meta, **{k: v for k, v in given.items() if v is not None})
+    settings = segmenter_settings(meta, **given)
     stream = GestureStream(model, meta, source.fps, settings)
 
     def report(found) -> None:
@@ -659,7 +659,8 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument(
         "--phases", type=_positive_int,
         help="run the network at this many offsets of its step (a divisor of its frames a "
-        "step; the network's cost times this) for finer boundaries",
+        "step; its cost times this) for finer boundaries; smoothing and min-steps, unless "
+        "given, are scaled to stay as many frames",
     )  # fmt: skip
     stream.set_defaults(func=_cmd_stream)
 

@@ -77,9 +77,16 @@ class SegmenterSettings:
 
 def segmenter_settings(meta: dict[str, Any], **changes: Any) -> SegmenterSettings:
     """The ``[segment]`` settings a checkpoint (or an export's meta) was configured with (the
-    defaults for one from before there were any), with ``changes``."""
-    stored = meta.get("config", {}).get("segment", {})
-    return replace(SegmenterSettings(**stored), **changes)
+    defaults for one from before there were any), with ``changes`` (None: unchanged). A change
+    of ``phases`` scales ``smoothing`` and ``min_steps`` (unless they are changed too) so that
+    they stay as many frames: they count rows, of frames_per_step / phases frames."""
+    stored = SegmenterSettings(**meta.get("config", {}).get("segment", {}))
+    changes = {name: value for name, value in changes.items() if value is not None}
+    phases = changes.get("phases", stored.phases)
+    for name in ("smoothing", "min_steps"):
+        if phases != stored.phases and name not in changes:
+            changes[name] = max(1, round(getattr(stored, name) * phases / stored.phases))
+    return replace(stored, **changes)
 
 
 @dataclass(frozen=True)
