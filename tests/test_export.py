@@ -260,13 +260,15 @@ def test_stream_runs_an_onnx_export_as_the_checkpoint(checkpoint, exports, tmp_p
 
     video = render_continuous((0, 1), classes=(0, 1), frames=(8, 10), depth=False)
     write_video(tmp_path / "v.mov", video.frames[:40])
-    found = []
-    for model in (checkpoint, exports["streaming"]):
-        args = ["stream", str(model), str(tmp_path / "v.mov"), "--json", "--min-steps", "1"]
-        assert main([*args, "--enter", "0.3", "--exit", "0.2"]) == 0
-        found.append([json.loads(line) for line in capsys.readouterr().out.splitlines()])
-    assert found[0] and [f["class"] for f in found[0]] == [f["class"] for f in found[1]]
-    assert [f["start_frame"] for f in found[0]] == [f["start_frame"] for f in found[1]]
+    for phases in ("1", "2"):  # 2: two streams of the export, each with its own state
+        found = []
+        for model in (checkpoint, exports["streaming"]):
+            args = ["stream", str(model), str(tmp_path / "v.mov"), "--json", "--min-steps", "1"]
+            args += ["--enter", "0.3", "--exit", "0.2", "--phases", phases]
+            assert main(args) == 0
+            found.append([json.loads(line) for line in capsys.readouterr().out.splitlines()])
+        assert found[0] and [f["class"] for f in found[0]] == [f["class"] for f in found[1]]
+        assert [f["start_frame"] for f in found[0]] == [f["start_frame"] for f in found[1]]
 
 
 def test_each_kind_is_refused_where_the_other_is_needed(exports, capsys):
