@@ -136,6 +136,27 @@ def test_a_stream_sees_what_the_offline_network_sees(stride, lookahead, phases):
     assert (found.start_frame, found.end_frame) == (1, 17)
 
 
+@pytest.mark.parametrize("lookahead", [0, 2])
+def test_a_short_stream_at_four_phases_sees_what_the_offline_network_sees(lookahead):
+    """Videos so short that the later phases see one frame each, or none: the stream and the
+    offline runs still give the same rows (a causal network names a step from one frame)."""
+    from aclstm.data.transforms import prepare_clip
+    from aclstm.recognition import phase_probabilities
+
+    torch.manual_seed(0)
+    net = create(
+        "tiny", temporal_padding="causal", num_classes=3, size=32, lookahead=lookahead
+    ).eval()
+    meta = {**_meta(net), "frame_stride": 2}
+    for n in (1, 2, 4, 5):
+        frames = np.random.default_rng(n).integers(0, 255, (n, 40, 48, 3), dtype=np.uint8)
+        stream = GestureStream(net, meta, 10.0, SegmenterSettings(0.01, 0.01, 1, 1, phases=4))
+        run_stream(FrameSource(iter(frames), fps=10.0), stream)
+        clip = prepare_clip(torch.from_numpy(frames), 32, (0.0, 0.0, 0.0), False, center="frame")
+        offline = phase_probabilities(net, clip, 2, 4)
+        assert len(offline) == n and np.allclose(np.array(stream.probabilities), offline, atol=1e-5)
+
+
 def _h264_with_a_corrupt_packet(path) -> int:
     """An H.264 file of 40 frames whose middle packet is garbage; returns that packet's
     frame number (1-based, in decoding order)."""

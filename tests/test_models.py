@@ -89,6 +89,8 @@ def test_bad_inputs_are_named():
         model(torch.randn(1, 1, 8, 64, 64))
     with pytest.raises(ValueError, match="at least 2 frames, got T=1"):
         model(torch.randn(1, 3, 1, 64, 64))
+    causal = create("tiny", temporal_padding="causal", num_classes=3).eval()
+    assert causal.forward_steps(torch.randn(1, 3, 1, 64, 64)).shape == (1, 1, 3)  # one step
     with pytest.raises(ValueError, match="divisible by 16, got 64x40"):
         model(torch.randn(1, 3, 8, 64, 40))
     with pytest.raises(ValueError, match=r"clips \(B, 3, T, H, W\)"):

@@ -133,8 +133,12 @@ class GestureNet(nn.Module):
                 module.to(memory_format=torch.channels_last)
         return self
 
-    def check_input(self, x: Tensor, min_frames: int = 2) -> None:
-        """Clear errors for a clip of the wrong shape, before any layer sees it."""
+    def check_input(self, x: Tensor, min_frames: int | None = None) -> None:
+        """Clear errors for a clip of the wrong shape, before any layer sees it. A clip needs
+        ``min_frames`` frames: by default 2, or 1 for a causal network (its first step sees
+        its first frame only, as a stream's does)."""
+        if min_frames is None:
+            min_frames = 1 if self.config.temporal_padding == "causal" else 2
         c = self.config.in_channels
         if x.dim() != 5:
             raise ValueError(
