@@ -67,6 +67,14 @@ MUTATIONS = [
         ("tests/test_live.py", "-k", "offline_network"),
     ),
     Mutation(
+        "one-frame-refused",
+        "a causal network refuses a one-frame clip that a stream names a step from",
+        "src/aclstm/models/gesture_net.py",
+        'min_frames = 1 if self.config.temporal_padding == "causal" else 2',
+        "min_frames = 2",
+        ("tests/test_live.py", "-k", "short_stream"),
+    ),
+    Mutation(
         "phase-ends-dropped",
         "the rows that only some phases reach, at a video's end, are dropped",
         "src/aclstm/analysis/phases.py",
