@@ -51,7 +51,8 @@ def test_background_classes_found_or_refused():
 )
 def test_an_oracle_scores_nearly_one(continuous_set, stride, phases, off_by, jaccard):
     """A step stands for 2 x stride frames: a boundary between two steps is put half-way, off
-    by stride frames at most; run at every frame's offset (phases = 2 x stride), by one."""
+    by stride frames at most; run at p phases (rows of 2 x stride / p frames: 2 or 1 here),
+    by one."""
     dataset = ConGDDataset(continuous_set, "train", size=32, training=False)
     offsets = range(0, 2 * stride, 2 * stride // phases)
     labels = [
