@@ -51,13 +51,13 @@ def write_h264(path: Path, seed: int, fps: int = 10) -> list[Segment]:
 
 
 def report_lateness(
-    checkpoint: str, video: Path, truth: list[Segment], changes: dict | None = None
+    checkpoint: str, video: Path, truth: list[Segment], phases: int | None = None
 ) -> str:
     """How many frames after a gesture's true end the stream reports it (each found gesture
     against the true one it overlaps most)."""
     model, meta = load_model(checkpoint)
     source = open_source(str(video), min_side=meta["size"])
-    stream = GestureStream(model, meta, source.fps, segmenter_settings(meta, **(changes or {})))
+    stream = GestureStream(model, meta, source.fps, segmenter_settings(meta, phases=phases))
     late = []
 
     def report(found) -> None:
@@ -78,13 +78,13 @@ def report_lateness(
 
 
 def stream_once(
-    checkpoint: str, video: Path, threads: int, changes: dict | None = None
+    checkpoint: str, video: Path, threads: int, phases: int | None = None
 ) -> tuple[float, int, float]:
     """(seconds taken, frames, the video's frame rate) of one stream of ``video``."""
     torch.set_num_threads(threads)
     model, meta = load_model(checkpoint)
     source = open_source(str(video), min_side=meta["size"])
-    stream = GestureStream(model, meta, source.fps, segmenter_settings(meta, **(changes or {})))
+    stream = GestureStream(model, meta, source.fps, segmenter_settings(meta, phases=phases))
     started = time.perf_counter()
     summary = run_stream(source, stream)
     return time.perf_counter() - started, summary.frames, source.fps
@@ -98,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="runs of each contender (3)")
     p.add_argument("--phases", type=int, help="offsets of the step run (the checkpoint's)")
     args = p.parse_args(argv)
-    changes = {} if args.phases is None else {"phases": args.phases}
     print(machine_description(torch.device("cpu")))
     with tempfile.TemporaryDirectory() as folder:
         video = args.video
@@ -106,15 +105,15 @@ def main(argv: list[str] | None = None) -> int:
             video = Path(folder) / "synthetic.mp4"
             truth = write_h264(video, args.seed)
             print(f"a synthetic continuous video of {len(truth)} gestures, H.264")
-            print("reported:", report_lateness(args.checkpoint, video, truth, changes))
-        stream_once(args.checkpoint, video, 1, changes)  # warm caches and the allocator
+            print("reported:", report_lateness(args.checkpoint, video, truth, args.phases))
+        stream_once(args.checkpoint, video, 1, args.phases)  # warm caches and the allocator
         print(f"{'contender':42s} {'frames/s':>9s} {'x real time':>12s}")
         for busy in (False, True):
             neighbour = subprocess.Popen([sys.executable, "-c", SPIN]) if busy else None
             try:
                 for threads in (1, 2):
                     runs = [
-                        stream_once(args.checkpoint, video, threads, changes)
+                        stream_once(args.checkpoint, video, threads, args.phases)
                         for _ in range(args.repeats)
                     ]
                     seconds = statistics.median(r[0] for r in runs)
