@@ -35,6 +35,30 @@ class Mutation:
 
 MUTATIONS = [
     Mutation(
+        "kernel-vertical",
+        "the compiled resize's vector code blends each output row from one source row only",
+        "src/aclstm/data/_cropresize.c",
+        "_mm256_fmadd_ps(w, _mm256_sub_ps(vb, va), va)",
+        "_mm256_fmadd_ps(w, _mm256_sub_ps(va, va), va)",
+        ("tests/test_resize.py", "-k", "dispatched"),
+    ),
+    Mutation(
+        "kernel-lanes",
+        "the compiled resize permutes blocks that read more than 8 row values",
+        "src/aclstm/data/_cropresize.c",
+        "if (hi - lo > 7) p->permutable = 0;",
+        "if (hi - lo > 8) p->permutable = 0;",
+        ("tests/test_resize.py", "-k", "dispatched"),
+    ),
+    Mutation(
+        "kernel-crop-swapped",
+        "the crop's top and left are passed to the compiled resize the wrong way round",
+        "src/aclstm/data/resize.py",
+        "(top, left, side, size), means",
+        "(left, top, side, size), means",
+        ("tests/test_resize.py", "tests/test_transforms.py"),
+    ),
+    Mutation(
         "lookahead-untrained",
         "training ignores the network's lookahead (targets not shifted)",
         "src/aclstm/train/loop.py",
@@ -377,7 +401,7 @@ MUTATIONS = [
 def copy_project(target: Path) -> None:
     """The project's sources, tests, docs and metadata (not the virtualenv, runs or history)."""
     ignore = shutil.ignore_patterns("*.egg-info", "__pycache__")
-    for name in ("src", "tests", "docs", "README.md", "pyproject.toml"):
+    for name in ("src", "tests", "docs", "README.md", "pyproject.toml", "setup.py"):
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, target / name, ignore=ignore)
@@ -404,6 +428,9 @@ def caught(mutation: Mutation) -> tuple[bool, float]:
         plant(root, mutation)
         env = {**os.environ, "PYTHONPATH": str(root / "src")}
         started = time.perf_counter()
+        if mutation.path.endswith(".c"):  # the compiled kernel, rebuilt from the mutant
+            subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+                           cwd=root, check=True, capture_output=True)  # fmt: skip
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
              *mutation.tests],

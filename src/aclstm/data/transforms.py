@@ -7,9 +7,9 @@ import random
 import re
 from collections.abc import Sequence
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from .resize import crop_resize
 
 __all__ = ["CENTERING", "MEANS", "PREPROCESSING", "crop_box", "mirror_labels", "prepare_clip"]
 
@@ -96,8 +96,9 @@ def prepare_clip(
     center: str = "dataset",
 ) -> Tensor:
     """uint8 frames (T, H, W, C) -> float32 (C, T, size, size): one square crop for the whole
-    clip, bilinear resize (of the uint8 pixels), minus the per-channel ``mean``, or with
-    ``center="frame"`` minus each frame's own per-channel mean (:data:`CENTERING`).
+    clip, bilinear resize (:func:`~aclstm.data.resize.crop_resize`), minus the per-channel
+    ``mean``, or with ``center="frame"`` minus each frame's own per-channel mean
+    (:data:`CENTERING`).
 
     The clip keeps the frames' channels-last layout (its strides are ``channels_last_3d``'s
     once batched): no transposition here, and none when a channels-last network reads it.
@@ -112,25 +113,12 @@ def prepare_clip(
         raise ValueError(f"preprocessing must be one of {PREPROCESSING}, got {preprocessing!r}")
     if center not in CENTERING:
         raise ValueError(f"center must be one of {CENTERING}, got {center!r}")
-    released = preprocessing == "released"
     t, height, width, channels = frames.shape
+    released = preprocessing == "released"
     top, left, side = crop_box(height, width, training, rng, floor=released)
-    clip = frames[:, top : top + side, left : left + side]  # (T, s, s, C)
-    if side != size:  # on uint8, channels-last in and out
-        clip = F.interpolate(
-            clip.permute(0, 3, 1, 2),
-            size=(size, size),
-            mode="bilinear",
-            align_corners=False,
-            antialias=released,
-        ).permute(0, 2, 3, 1)
-    # Rows of interleaved pixels: a mean tiled along a row broadcasts over T and H in vector
-    # code; a (C,) mean broadcast over the innermost axis of length C does not (10x slower).
-    rows = torch.empty((t, size, size * channels), dtype=torch.float32)
-    rows.view(t, size, size, channels).copy_(clip)
+    dataset_mean = mean if center == "dataset" else None
+    rows = crop_resize(frames, top, left, side, size, dataset_mean, antialias=released)
     if center == "frame":
         frame_means = rows.view(t, -1, channels).mean(dim=1)  # (T, C)
         rows.sub_(frame_means.repeat(1, size).unsqueeze(1))
-    else:
-        rows.sub_(torch.tensor(mean, dtype=torch.float32).repeat(size))
     return rows.view(t, size, size, channels).permute(3, 0, 1, 2)
