@@ -4,7 +4,10 @@ One process, one torch thread (one core). Three measurements over the same clips
 within each repetition:
 
 * ``pipeline``: ``JesterDataset`` in training mode — count frames on disk, sample 16 with
-  jitter, decode with simplejpeg, crop, resize to 112x112, subtract the mean;
+  jitter, decode with simplejpeg, crop, resize to 112x112, subtract the mean (crop to mean in
+  one pass by the compiled kernel, where it is built: ``aclstm.data.resize``);
+* ``pipeline with torch's resize``: the same with torch's uint8 resize, then the float
+  conversion and mean (what runs where the kernel is not built);
 * ``decode only`` (the bound): simplejpeg decoding of the same 16 frames, nothing else;
 * ``pipeline with Pillow`` (the peer): the same pipeline decoding with Pillow instead,
   when Pillow is installed.
@@ -34,6 +37,7 @@ import torch
 from bench_cells import machine_description
 
 import aclstm.data.clips as clips_module
+import aclstm.data.resize as resize_module
 from aclstm.data import DataError, JesterDataset, sample_indices
 from aclstm.data.clips import frame_files
 from aclstm.data.synth import SynthSpec, write_synthetic_set
@@ -102,6 +106,14 @@ def main(argv: list[str] | None = None) -> int:
             for i in picks[k]:
                 simplejpeg.decode_jpeg(files[k][i].read_bytes())
 
+        def pipeline_torch_resize(k):
+            kernel = resize_module._cropresize
+            resize_module._cropresize = None
+            try:
+                ds[k]
+            finally:
+                resize_module._cropresize = kernel
+
         def pipeline_pillow(k):
             original = clips_module.read_jpegs
             clips_module.read_jpegs = pil_read_jpegs
@@ -111,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                 clips_module.read_jpegs = original
 
         contenders = {"pipeline (simplejpeg)": pipeline, "decode only (bound)": decode_only}
+        if resize_module.KERNEL is not None:
+            contenders["pipeline with torch's resize"] = pipeline_torch_resize
         try:
             import PIL  # noqa: F401
 
@@ -128,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
 
     source = "Jester-like synthetic clips" if args.root is None else f"clips of {args.root}"
     print(f"Machine: {machine_description(torch.device('cpu'))}")
+    kernel = resize_module.KERNEL
+    print(
+        f"crop + resize + mean: compiled kernel ({kernel} code)"
+        if kernel
+        else "crop + resize + mean: torch (the compiled kernel is not built)"
+    )
     print(
         f"{n} {source} ({frames}) -> 3x{args.clip_len}x{args.size}x{args.size}; "
         f"one core; median of {args.repeats}"
@@ -139,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     pipe = medians["pipeline (simplejpeg)"]
     ratio = pipe / medians["decode only (bound)"]
     print(f"pipeline / decode-only bound: {ratio:.2f}")
+    if "pipeline with torch's resize" in medians:
+        torch_ratio = medians["pipeline with torch's resize"] / medians["decode only (bound)"]
+        print(f"pipeline with torch's resize / decode-only bound: {torch_ratio:.2f}")
     if "pipeline with Pillow (peer)" in medians:
         print(f"pipeline / Pillow pipeline: {pipe / medians['pipeline with Pillow (peer)']:.2f}")
     print(f"target >= 300 clips/s/core: {'met' if pipe >= 300 else 'MISSED'}")

@@ -153,13 +153,16 @@ __attribute__((target("avx2,fma"))) static void frame_avx2(const Plan *p, const 
             taps(p, 0, o);
             continue;
         }
-        for (int j = 0; j < p->blocks; j++) {
-            const float *base = row + p->block_base[j];
-            __m256i lanes = _mm256_loadu_si256((const __m256i *)(p->block_lanes + 8 * j));
+        const int *bases = p->block_base, *lanes_at = p->block_lanes;
+        const float *weights = p->weight, *means = p->mean;
+        const int blocks = p->blocks, channels = p->channels;
+        for (int j = 0; j < blocks; j++) {
+            const float *base = row + bases[j];
+            __m256i lanes = _mm256_loadu_si256((const __m256i *)(lanes_at + 8 * j));
             __m256 e = _mm256_permutevar8x32_ps(_mm256_loadu_ps(base), lanes);
-            __m256 f = _mm256_permutevar8x32_ps(_mm256_loadu_ps(base + p->channels), lanes);
-            __m256 v = _mm256_fmadd_ps(_mm256_loadu_ps(p->weight + 8 * j), _mm256_sub_ps(f, e), e);
-            _mm256_storeu_ps(o + 8 * j, _mm256_sub_ps(v, _mm256_loadu_ps(p->mean + 8 * j)));
+            __m256 f = _mm256_permutevar8x32_ps(_mm256_loadu_ps(base + channels), lanes);
+            __m256 v = _mm256_fmadd_ps(_mm256_loadu_ps(weights + 8 * j), _mm256_sub_ps(f, e), e);
+            _mm256_storeu_ps(o + 8 * j, _mm256_sub_ps(v, _mm256_loadu_ps(means + 8 * j)));
         }
         taps(p, 8 * p->blocks, o);
     }
