@@ -1,4 +1,6 @@
 # Every target creates .venv if it is missing; the first install pins the CPU build of PyTorch.
+# Installing builds the compiled crop-resize kernel where a C compiler is found; editing it
+# (or setup.py) reinstalls.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo demo-continuous test test-quick mutation-check lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/aclstm/data/_cropresize.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
@@ -44,4 +46,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_export.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build src/*.egg-info src/aclstm/data/*.so .pytest_cache .ruff_cache

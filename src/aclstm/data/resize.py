@@ -44,7 +44,7 @@ def crop_resize(
     over the footprint when shrinking, as PIL does), minus the per-channel ``mean`` if given.
 
     Rows of interleaved channels: the layout a channels-last network reads."""
-    if _cropresize is not None and not antialias and side <= size:
+    if _kernel_serves(frames, side, size, antialias):
         return _kernel_crop_resize(frames.contiguous(), top, left, side, size, mean)
     t, _, _, channels = frames.shape
     clip = frames[:, top : top + side, left : left + side]  # (T, s, s, C)
@@ -63,6 +63,17 @@ def crop_resize(
         # broadcast over the innermost axis of length C does not (10x slower).
         rows.sub_(torch.tensor(mean, dtype=torch.float32).repeat(size))
     return rows
+
+
+def _kernel_serves(frames: Tensor, side: int, size: int, antialias: bool) -> bool:
+    """Whether the compiled kernel takes these frames: uint8 in memory, scaled up or kept."""
+    return (
+        _cropresize is not None
+        and not antialias
+        and side <= size
+        and frames.dtype == torch.uint8
+        and frames.device.type == "cpu"
+    )
 
 
 def _kernel_crop_resize(
