@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import simplejpeg
@@ -106,21 +107,17 @@ def main(argv: list[str] | None = None) -> int:
             for i in picks[k]:
                 simplejpeg.decode_jpeg(files[k][i].read_bytes())
 
-        def pipeline_torch_resize(k):
-            kernel = resize_module._cropresize
-            resize_module._cropresize = None
-            try:
-                ds[k]
-            finally:
-                resize_module._cropresize = kernel
+        def pipeline_with(module, name: str, value):
+            """The pipeline with ``module.name`` replaced by ``value`` (a peer's part)."""
 
-        def pipeline_pillow(k):
-            original = clips_module.read_jpegs
-            clips_module.read_jpegs = pil_read_jpegs
-            try:
-                ds[k]
-            finally:
-                clips_module.read_jpegs = original
+            def run(k):
+                with mock.patch.object(module, name, value):
+                    ds[k]
+
+            return run
+
+        pipeline_torch_resize = pipeline_with(resize_module, "_cropresize", None)
+        pipeline_pillow = pipeline_with(clips_module, "read_jpegs", pil_read_jpegs)
 
         contenders = {"pipeline (simplejpeg)": pipeline, "decode only (bound)": decode_only}
         if resize_module.KERNEL is not None:

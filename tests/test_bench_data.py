@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_data
 
+import aclstm.data.resize as resize_module
 from aclstm.data.synth import SynthSpec, write_synthetic_set
 
 
@@ -24,6 +25,12 @@ def test_measures_a_jester_root_and_names_its_frames_coding(tmp_path, capsys):
     assert "target pipeline >= 0.75 of the bound: " in out
     machine = next(line for line in out.splitlines() if line.startswith("Machine: "))
     assert "torch kernels " in machine and "1 torch threads" in machine
+    if resize_module.KERNEL is None:
+        assert "crop + resize + mean: torch (the compiled kernel is not built)" in out
+    else:  # the pipeline with and without it, and the kernel back in place after the peer
+        assert f"crop + resize + mean: compiled kernel ({resize_module.KERNEL} code)" in out
+        assert "| pipeline with torch's resize |" in out
+        assert resize_module._cropresize is not None
 
 
 def test_the_machine_line_names_the_isa_and_a_capped_one(monkeypatch):
