@@ -88,6 +88,18 @@ def test_kernel_reads_each_frame_and_the_crop_it_is_given():
 
 
 @needs_kernel
+def test_kernel_fills_an_output_at_any_alignment():
+    """Rows aligned to 32 bytes are stored past the caches, others plainly: the same values."""
+    frames = random_frames(2, 100, 176, 3, seed=3)
+    aligned = run_kernel(frames, 0, 38, 100, 112, MEAN4[:3], generic=False)
+    buffer = np.empty(2 * 112 * 336 + 1, np.float32)
+    shifted = buffer[1:].reshape(2, 112, 336)  # 4 bytes past the allocation's alignment
+    kernel.crop_resize(frames.numpy(), (2, 100, 176, 3), (0, 38, 100, 112),
+                       np.asarray(MEAN4[:3], np.float32), shifted)  # fmt: skip
+    assert np.array_equal(shifted, aligned.numpy())
+
+
+@needs_kernel
 def test_kernel_refuses_what_it_cannot_read_or_fill():
     frames = random_frames(2, 10, 12, 3)
     out = np.empty((2, 8, 8 * 3), np.float32)

@@ -156,16 +156,24 @@ __attribute__((target("avx2,fma"))) static void frame_avx2(const Plan *p, const 
         const int *bases = p->block_base, *lanes_at = p->block_lanes;
         const float *weights = p->weight, *means = p->mean;
         const int blocks = p->blocks, channels = p->channels;
+        /* Stored past the caches where the row is aligned for it: the clip is read next by
+           the batching, long after, and writing it through the caches evicts the frames. */
+        const int streamed = ((uintptr_t)o & 31) == 0;
         for (int j = 0; j < blocks; j++) {
             const float *base = row + bases[j];
             __m256i lanes = _mm256_loadu_si256((const __m256i *)(lanes_at + 8 * j));
             __m256 e = _mm256_permutevar8x32_ps(_mm256_loadu_ps(base), lanes);
             __m256 f = _mm256_permutevar8x32_ps(_mm256_loadu_ps(base + channels), lanes);
             __m256 v = _mm256_fmadd_ps(_mm256_loadu_ps(weights + 8 * j), _mm256_sub_ps(f, e), e);
-            _mm256_storeu_ps(o + 8 * j, _mm256_sub_ps(v, _mm256_loadu_ps(means + 8 * j)));
+            v = _mm256_sub_ps(v, _mm256_loadu_ps(means + 8 * j));
+            if (streamed)
+                _mm256_stream_ps(o + 8 * j, v);
+            else
+                _mm256_storeu_ps(o + 8 * j, v);
         }
         taps(p, 8 * p->blocks, o);
     }
+    _mm_sfence(); /* the streamed stores are seen before the frame is handed on */
 }
 
 static int cpu_has_avx2(void) {
