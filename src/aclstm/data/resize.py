@@ -5,8 +5,8 @@ headers are found) does crop, resize, float conversion and mean in one pass over
 a quarter to a third of the time of torch's uint8 resize followed by the conversion (see
 docs/benchmarks.md). It serves clips scaled up or kept at their size (the paper's Jester
 frames, 100 -> 112), where its vector code applies; clips scaled down (which the JPEG decoder
-has mostly done already) and antialiased resizes stay on torch. The kernel's values are exact bilinear ones; torch's uint8
-resize rounds them to whole grey levels (under one level apart).
+has mostly done already) and antialiased resizes stay on torch. The kernel's values are exact
+bilinear ones; torch's uint8 resize rounds them to whole grey levels (under one level apart).
 """
 
 from __future__ import annotations
