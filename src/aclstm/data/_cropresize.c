@@ -72,7 +72,7 @@ static int plan_make(Plan *p, int channels, int side, int size, int width, const
     p->at1 = malloc(sizeof(int) * p->out_len);
     p->weight = malloc(sizeof(float) * p->out_len);
     p->mean = malloc(sizeof(float) * p->out_len);
-    p->block_base = malloc(sizeof(int) * (p->blocks + 1));
+    p->block_base = malloc(sizeof(int) * (p->blocks + 1)); /* + 1: never malloc(0) */
     p->block_lanes = malloc(sizeof(int) * 8 * (p->blocks + 1));
     /* 8 + channels floats of zeros after the row: a block's second taps are read as its
        first taps moved one pixel on, also where the last pixel has no right neighbour. */
@@ -111,12 +111,13 @@ static int plan_make(Plan *p, int channels, int side, int size, int width, const
     return 0;
 }
 
-/* The two source rows of output row y blended into p->row. */
-static void blend_rows(const Plan *p, const uint8_t *a, const uint8_t *b, float w) {
+/* Source rows a and b blended with weight w into p->row, from value `from` on. */
+static void blend_rows(const Plan *p, const uint8_t *a, const uint8_t *b, float w, int from) {
     float *row = p->row;
-    for (int k = 0; k < p->row_len; k++) row[k] = (float)a[k] + w * ((float)b[k] - (float)a[k]);
+    for (int k = from; k < p->row_len; k++) row[k] = (float)a[k] + w * ((float)b[k] - (float)a[k]);
 }
 
+/* The output values of a row from `from` on, from the blended row's two taps. */
 static void taps(const Plan *p, int from, float *out) {
     const float *row = p->row;
     for (int j = from; j < p->out_len; j++) {
@@ -128,7 +129,7 @@ static void taps(const Plan *p, int from, float *out) {
 static void frame_generic(const Plan *p, const uint8_t *crop, float *out) {
     size_t stride = (size_t)p->width * p->channels;
     for (int y = 0; y < p->size; y++) {
-        blend_rows(p, crop + p->row0[y] * stride, crop + p->row1[y] * stride, p->row_weight[y]);
+        blend_rows(p, crop + p->row0[y] * stride, crop + p->row1[y] * stride, p->row_weight[y], 0);
         taps(p, 0, out + (size_t)y * p->out_len);
     }
 }
@@ -147,7 +148,7 @@ __attribute__((target("avx2,fma"))) static void frame_avx2(const Plan *p, const 
             __m256 vb = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + k))));
             _mm256_storeu_ps(row + k, _mm256_fmadd_ps(w, _mm256_sub_ps(vb, va), va));
         }
-        for (; k < p->row_len; k++) row[k] = (float)a[k] + p->row_weight[y] * ((float)b[k] - (float)a[k]);
+        blend_rows(p, a, b, p->row_weight[y], k);
         float *o = out + (size_t)y * p->out_len;
         if (!p->permutable) {
             taps(p, 0, o);
