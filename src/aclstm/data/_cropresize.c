@@ -27,11 +27,12 @@
 
 /* Where each output row and value reads, and with what weights. */
 typedef struct {
-    int channels, side, size, width, row_len, out_len, blocks;
+    int channels, size, width, row_len, out_len, blocks;
     int *row0, *row1;          /* per output row: the two source rows (within the crop) */
     float *row_weight;         /* per output row: weight of row1 */
-    int *at0, *at1;            /* per output value: offsets of its two taps in a crop row */
-    float *weight;             /* per output value: weight of its second tap */
+    int *at;                   /* per output value: offset of its first tap in a crop row */
+    float *weight;             /* per output value: weight of its second tap, one pixel on
+                                  (0 where the last pixel has no right neighbour) */
     float *mean;               /* per output value: the mean of its channel */
     int *block_base;           /* per block of 8 output values: its first row offset read */
     int *block_lanes;          /* per block: each value's tap offset from block_base */
@@ -55,29 +56,28 @@ static void source_index(int out, int in_size, int out_size, int *i0, int *i1, f
 }
 
 static void plan_free(Plan *p) {
-    free(p->row0); free(p->row1); free(p->row_weight); free(p->at0); free(p->at1);
+    free(p->row0); free(p->row1); free(p->row_weight); free(p->at);
     free(p->weight); free(p->mean); free(p->block_base); free(p->block_lanes); free(p->row);
 }
 
 static int plan_make(Plan *p, int channels, int side, int size, int width, const float *mean) {
     memset(p, 0, sizeof(*p));
-    p->channels = channels; p->side = side; p->size = size; p->width = width;
+    p->channels = channels; p->size = size; p->width = width;
     p->row_len = side * channels;
     p->out_len = size * channels;
     p->blocks = p->out_len / 8;
     p->row0 = malloc(sizeof(int) * size);
     p->row1 = malloc(sizeof(int) * size);
     p->row_weight = malloc(sizeof(float) * size);
-    p->at0 = malloc(sizeof(int) * p->out_len);
-    p->at1 = malloc(sizeof(int) * p->out_len);
+    p->at = malloc(sizeof(int) * p->out_len);
     p->weight = malloc(sizeof(float) * p->out_len);
     p->mean = malloc(sizeof(float) * p->out_len);
     p->block_base = malloc(sizeof(int) * (p->blocks + 1)); /* + 1: never malloc(0) */
     p->block_lanes = malloc(sizeof(int) * 8 * (p->blocks + 1));
-    /* 8 + channels floats of zeros after the row: a block's second taps are read as its
-       first taps moved one pixel on, also where the last pixel has no right neighbour. */
+    /* 8 + channels floats of zeros after the row: second taps are read one pixel on from the
+       first, also where the last pixel has no right neighbour (weight 0), and 8 at a time. */
     p->row = calloc((size_t)p->row_len + 8 + channels, sizeof(float));
-    if (!p->row0 || !p->row1 || !p->row_weight || !p->at0 || !p->at1 || !p->weight ||
+    if (!p->row0 || !p->row1 || !p->row_weight || !p->at || !p->weight ||
         !p->mean || !p->block_base || !p->block_lanes || !p->row) {
         plan_free(p);
         return -1;
@@ -87,26 +87,25 @@ static int plan_make(Plan *p, int channels, int side, int size, int width, const
     for (int x = 0; x < size; x++) {
         int i0, i1;
         float w;
-        source_index(x, side, size, &i0, &i1, &w);
+        source_index(x, side, size, &i0, &i1, &w); /* i1 is i0 + 1, or i0 with w = 0 */
         for (int c = 0; c < channels; c++) {
             int j = x * channels + c;
-            p->at0[j] = i0 * channels + c;
-            p->at1[j] = i1 * channels + c;
+            p->at[j] = i0 * channels + c;
             p->weight[j] = w;
             p->mean[j] = mean ? mean[c] : 0.0f;
         }
     }
     p->permutable = 1;
     for (int b = 0; b < p->blocks; b++) {
-        int lo = p->at0[8 * b], hi = lo;
+        int lo = p->at[8 * b], hi = lo;
         for (int k = 1; k < 8; k++) {
-            int a = p->at0[8 * b + k];
+            int a = p->at[8 * b + k];
             lo = a < lo ? a : lo;
             hi = a > hi ? a : hi;
         }
         if (hi - lo > 7) p->permutable = 0;
         p->block_base[b] = lo;
-        for (int k = 0; k < 8; k++) p->block_lanes[8 * b + k] = p->at0[8 * b + k] - lo;
+        for (int k = 0; k < 8; k++) p->block_lanes[8 * b + k] = p->at[8 * b + k] - lo;
     }
     return 0;
 }
@@ -121,7 +120,7 @@ static void blend_rows(const Plan *p, const uint8_t *a, const uint8_t *b, float 
 static void taps(const Plan *p, int from, float *out) {
     const float *row = p->row;
     for (int j = from; j < p->out_len; j++) {
-        float e = row[p->at0[j]], f = row[p->at1[j]];
+        float e = row[p->at[j]], f = row[p->at[j] + p->channels];
         out[j] = e + p->weight[j] * (f - e) - p->mean[j];
     }
 }
